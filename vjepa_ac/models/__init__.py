@@ -1,0 +1,1 @@
+"""vjepa_ac/models"""
