@@ -1,0 +1,146 @@
+"""Robot-side safety limits: pure functions plus two tiny time-driven state machines, no I/O.
+
+The server (envs.franka_server) passes every motion command through these before the robot sees it:
+
+- per-step motion: translation norm <= max_translation (m), rotation angle <= max_rotation (rad); larger
+  steps are scaled down along their own direction (DROID clamps the same way: 0.075 m / 0.15 rad at 15 Hz);
+- workspace box: the commanded end-effector position is clipped into [workspace_low, workspace_high]; an arm
+  that is already outside the box can only be commanded back towards it;
+- gripper range: gripper targets are clipped into [gripper_min, gripper_max];
+- command rate: motion commands closer than 1 / max_rate_hz to the previous accepted one are refused;
+- watchdog: when no motion command arrived for watchdog_ms, the server stops the arm (hold position).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from droid_data.conventions import integrate_actions
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Limits enforced by the robot-side server. Distances in metres, angles in radians, robot base frame."""
+
+    workspace_low: tuple[float, float, float] = (0.20, -0.45, 0.02)
+    workspace_high: tuple[float, float, float] = (0.80, 0.45, 0.75)
+    max_translation: float = 0.075  # per step (DROID: 0.075 m at 15 Hz)
+    max_rotation: float = 0.15  # per step, angle of the rotation delta (DROID: 0.15 rad at 15 Hz)
+    gripper_min: float = 0.0
+    gripper_max: float = 1.0
+    max_rate_hz: float = 20.0  # motion commands per second (15 Hz policies plus jitter headroom)
+    watchdog_ms: float = 500.0  # no motion command for this long -> hold position
+
+    def __post_init__(self):
+        low, high = np.asarray(self.workspace_low, float), np.asarray(self.workspace_high, float)
+        if low.shape != (3,) or high.shape != (3,):
+            raise ValueError(f"SafetyLimits.workspace_low/high: expected 3 numbers each, got {low.shape} and {high.shape}")
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+            raise ValueError(f"SafetyLimits.workspace: expected finite low < high per axis, got low={low.tolist()} "
+                             f"high={high.tolist()}")
+        for name in ("max_translation", "max_rotation", "max_rate_hz", "watchdog_ms"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"SafetyLimits.{name}: expected a positive finite number, got {value!r}")
+        if self.max_translation > 1.0 or self.max_rotation > np.pi:
+            raise ValueError(f"SafetyLimits: max_translation must be <= 1 m and max_rotation <= pi rad, got "
+                             f"{self.max_translation} and {self.max_rotation}")
+        if not 0.0 <= self.gripper_min <= self.gripper_max <= 1.0:
+            raise ValueError(f"SafetyLimits.gripper_min/max: expected 0 <= min <= max <= 1, got "
+                             f"{self.gripper_min} and {self.gripper_max}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class LimitedStep:
+    action: np.ndarray  # [7] the delta that will be executed
+    target: np.ndarray  # [7] the state it commands (current state integrated by `action`)
+    limited: tuple[str, ...]  # names of the limits that changed the request (empty: executed as asked)
+
+
+def _scale_to_norm(vector: np.ndarray, max_norm: float) -> tuple[np.ndarray, bool]:
+    norm = float(np.linalg.norm(vector))
+    if norm <= max_norm:
+        return vector, False
+    return vector * (max_norm / norm), True
+
+
+def limit_step(state: np.ndarray, action: np.ndarray, limits: SafetyLimits) -> LimitedStep:
+    """Make a 7-D DROID delta `action`, requested at `state`, safe. Inputs must be finite."""
+    state = np.asarray(state, dtype=np.float64)
+    action = np.asarray(action, dtype=np.float64)
+    if state.shape != (7,) or action.shape != (7,):
+        raise ValueError(f"limit_step: expected state and action of shape (7,), got {state.shape} and {action.shape}")
+    if not (np.all(np.isfinite(state)) and np.all(np.isfinite(action))):
+        raise ValueError(f"limit_step: non-finite input, state={state.tolist()} action={action.tolist()}")
+    limited = []
+
+    translation, hit = _scale_to_norm(action[:3], limits.max_translation)
+    if hit:
+        limited.append("max_translation")
+
+    rotvec, hit = _scale_to_norm(Rotation.from_euler("xyz", action[3:6]).as_rotvec(), limits.max_rotation)
+    rotation = Rotation.from_rotvec(rotvec).as_euler("xyz") if hit else action[3:6]
+    if hit:
+        limited.append("max_rotation")
+
+    target_xyz = state[:3] + translation
+    inside = np.clip(target_xyz, limits.workspace_low, limits.workspace_high)
+    if not np.array_equal(inside, target_xyz):
+        limited.append("workspace")
+        # Re-limit: from outside the box, the way back may be longer than one step.
+        translation, _ = _scale_to_norm(inside - state[:3], limits.max_translation)
+
+    gripper_target = float(np.clip(state[6] + action[6], 0.0, 1.0))
+    safe_gripper = float(np.clip(gripper_target, limits.gripper_min, limits.gripper_max))
+    if safe_gripper != gripper_target:
+        limited.append("gripper_range")
+
+    safe = np.concatenate([translation, rotation, [safe_gripper - state[6]]])
+    target = integrate_actions(state, safe[None])[-1]
+    return LimitedStep(action=safe, target=target, limited=tuple(limited))
+
+
+def limit_gripper(position: float, limits: SafetyLimits) -> tuple[float, tuple[str, ...]]:
+    """Clip an absolute gripper closedness target into the allowed range."""
+    safe = float(np.clip(position, limits.gripper_min, limits.gripper_max))
+    return safe, (("gripper_range",) if safe != position else ())
+
+
+class RateLimiter:
+    """Accepts an event only if the previous accepted one is at least 1 / max_rate_hz seconds old."""
+
+    def __init__(self, max_rate_hz: float):
+        self.min_interval = 1.0 / max_rate_hz
+        self.last: float | None = None
+
+    def allow(self, now: float) -> bool:
+        if self.last is not None and now - self.last < self.min_interval:
+            return False
+        self.last = now
+        return True
+
+
+class Watchdog:
+    """Armed by every motion command; `expired` turns true once `timeout_s` passed without one."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.last_feed: float | None = None
+
+    def feed(self, now: float) -> None:
+        self.last_feed = now
+
+    def disarm(self) -> None:
+        self.last_feed = None
+
+    @property
+    def armed(self) -> bool:
+        return self.last_feed is not None
+
+    def expired(self, now: float) -> bool:
+        return self.last_feed is not None and now - self.last_feed > self.timeout_s

@@ -1,0 +1,5 @@
+"""Lets the deploy tests import their shared helpers (fakes.py, serverproc.py) by module name."""
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
