@@ -1,0 +1,51 @@
+import json
+
+import pytest
+import torch
+
+from vjepa_ac import ac_eval
+from vjepa_ac.ac_train import evaluate
+
+
+def test_horizon_errors_match_definitions():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(3, 4, 5, 6, generator=g)
+    z_tf = torch.randn(3, 3, 5, 6, generator=g)
+    z_ar = torch.randn(3, 2, 5, 6, generator=g)
+    m = ac_eval.horizon_errors(h, z_tf, z_ar).means()
+    for k in range(1, 4):
+        assert m["teacher_forcing"][k - 1] == pytest.approx((z_tf[:, k - 1] - h[:, k]).abs().mean().item(), rel=1e-6)
+        assert m["copy_previous"][k - 1] == pytest.approx((h[:, k - 1] - h[:, k]).abs().mean().item(), rel=1e-6)
+        assert m["copy_first"][k - 1] == pytest.approx((h[:, 0] - h[:, k]).abs().mean().item(), rel=1e-6)
+    for k in range(1, 3):
+        assert m["rollout"][k - 1] == pytest.approx((z_ar[:, k - 1] - h[:, k]).abs().mean().item(), rel=1e-6)
+    assert m["rollout"][2] != m["rollout"][2]  # NaN: no rollout prediction at horizon 3
+
+
+def test_accumulation_over_batches_equals_one_batch():
+    g = torch.Generator().manual_seed(2)
+    h, z_tf, z_ar = torch.randn(4, 3, 2, 2, generator=g), torch.randn(4, 2, 2, 2, generator=g), torch.randn(4, 2, 2, 2, generator=g)
+    whole = ac_eval.horizon_errors(h, z_tf, z_ar)
+    parts = ac_eval.horizon_errors(h[:1], z_tf[:1], z_ar[:1]) + ac_eval.horizon_errors(h[1:], z_tf[1:], z_ar[1:])
+    for row in ac_eval.ROWS:
+        assert parts.means()[row] == pytest.approx(whole.means()[row])
+
+
+def test_exact_model_beats_copy_baseline_and_report_is_written(toy, tmp_path):
+    states, actions = toy.random_trajectory(batch=4, frames=5)
+    h = toy.latents_of(states)
+    errors = evaluate(toy.ToyPredictor(gain=1.0), [(h, actions, states)], normalize_reps=False)
+    m = errors.means()
+    assert max(m["rollout"]) < 1e-5 and min(m["copy_first"]) > 1e-3
+    out = ac_eval.write_report(errors, tmp_path / "eval", step=7)
+    assert json.loads((out / "horizon_errors.json").read_text())["step"] == 7
+    table = (out / "horizon_errors.txt").read_text()
+    assert table.count("\n") == 2 + errors.horizon  # "step" line + header + one line per horizon
+    assert (out / "horizon_errors.png").stat().st_size > 1000
+    rows = (out / "horizon_errors.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,horizon") and len(rows) == 1 + errors.horizon
+
+
+def test_shape_mismatch_is_reported():
+    with pytest.raises(ValueError, match="horizon_errors"):
+        ac_eval.horizon_errors(torch.zeros(2, 4, 1, 1), torch.zeros(2, 2, 1, 1), torch.zeros(2, 1, 1, 1))
