@@ -1,1 +1,70 @@
-"""vjepa_ac/models"""
+"""V-JEPA 2 networks with the official class names, options and state-dict keys.
+
+- ``VisionTransformer`` (encoder) and its factories ``vit_tiny`` ... ``vit_gigantic_xformers`` (+ ``*_rope``)
+- ``VisionTransformerPredictor`` / ``vit_predictor`` (pretraining predictor)
+- ``VisionTransformerPredictorAC`` / ``vit_ac_predictor`` (action-conditioned predictor) with
+  incremental inference: ``new_cache()``, ``forward_next(...)`` and ``FrameKVCache``
+"""
+
+from .ac_predictor import FrameKVCache, VisionTransformerPredictorAC, vit_ac_predictor
+from .modules import apply_masks, apply_rope, block_causal_mask, rope_table, split_token_ids
+from .predictor import VisionTransformerPredictor, vit_predictor
+from .vision_transformer import (
+    VIT_EMBED_DIMS,
+    PatchEmbed,
+    VisionTransformer,
+    vit_base,
+    vit_base_rope,
+    vit_giant,
+    vit_giant_rope,
+    vit_giant_xformers,
+    vit_giant_xformers_rope,
+    vit_gigantic,
+    vit_gigantic_rope,
+    vit_gigantic_xformers,
+    vit_gigantic_xformers_rope,
+    vit_huge,
+    vit_huge_rope,
+    vit_large,
+    vit_large_rope,
+    vit_small,
+    vit_small_rope,
+    vit_synthetic,
+    vit_tiny,
+    vit_tiny_rope,
+)
+
+__all__ = [
+    "VIT_EMBED_DIMS",
+    "FrameKVCache",
+    "PatchEmbed",
+    "VisionTransformer",
+    "VisionTransformerPredictor",
+    "VisionTransformerPredictorAC",
+    "apply_masks",
+    "apply_rope",
+    "block_causal_mask",
+    "rope_table",
+    "split_token_ids",
+    "vit_ac_predictor",
+    "vit_base",
+    "vit_base_rope",
+    "vit_giant",
+    "vit_giant_rope",
+    "vit_giant_xformers",
+    "vit_giant_xformers_rope",
+    "vit_gigantic",
+    "vit_gigantic_rope",
+    "vit_gigantic_xformers",
+    "vit_gigantic_xformers_rope",
+    "vit_huge",
+    "vit_huge_rope",
+    "vit_large",
+    "vit_large_rope",
+    "vit_predictor",
+    "vit_small",
+    "vit_small_rope",
+    "vit_synthetic",
+    "vit_tiny",
+    "vit_tiny_rope",
+]
