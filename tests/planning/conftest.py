@@ -39,3 +39,59 @@ def toy():
     target = torch.tensor([[0.03, -0.02, 0.01, 0.0, 0.0, 0.0, 0.0], [0.02, 0.01, -0.03, 0.0, 0.0, 0.0, 0.0]])
     goal = model.goal_after(context, target)
     return model, context, state, goal, target
+
+
+class PointReachEnv:
+    """A tiny stand-in for an `envs` task (same obs/info fields): a point moved by the xyz of DROID deltas.
+
+    The commanded delta is clipped to 5 cm per axis, like a real controller's per-step clamp; success within
+    4 cm of a goal 10-25 cm away. Images are 16x16 with the point drawn as a bright pixel.
+    """
+
+    def __init__(self, max_steps: int = 20):
+        import numpy as np
+
+        self.np, self.max_steps = np, max_steps
+        self.unwrapped = self
+
+    def _image(self, state):
+        np = self.np
+        img = np.zeros((16, 16, 3), dtype=np.uint8)
+        i, j = (np.clip((state[:2] + 0.4) / 0.8 * 15, 0, 15)).astype(int)
+        img[i, j] = 255
+        return img
+
+    def _obs(self):
+        return {"rgb": self._image(self.state), "state": self.state.astype(self.np.float32),
+                "joints": self.np.zeros(7, self.np.float32)}
+
+    def _info(self):
+        distance = float(self.np.linalg.norm(self.state[:3] - self.goal_state[:3]))
+        return {"goal_rgb": self.goal_rgb, "goal_state": self.goal_state.astype(self.np.float32),
+                "is_success": distance < 0.04, "distance": distance}
+
+    def reset(self, seed=None):
+        np = self.np
+        rng = np.random.default_rng(seed)
+        self.state = np.zeros(7)
+        self.state[:3] = rng.uniform(-0.1, 0.1, 3)
+        direction = rng.normal(size=3)
+        self.goal_state = self.state.copy()
+        self.goal_state[:3] += direction / np.linalg.norm(direction) * rng.uniform(0.1, 0.25)
+        self.goal_rgb = self._image(self.goal_state)
+        self.steps = 0
+        return self._obs(), self._info()
+
+    def step(self, action):
+        self.state[:3] += self.np.clip(self.np.asarray(action)[:3], -0.05, 0.05)
+        self.steps += 1
+        info = self._info()
+        return self._obs(), -info["distance"], False, self.steps >= self.max_steps, info
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def point_env():
+    return PointReachEnv()
