@@ -1,0 +1,100 @@
+"""VJEPAWorldModel: AC-checkpoint loading, encoding as in training, cached rollouts equal to prefix recomputation."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from planning.cem import CEMConfig, CEMPlanner
+from planning.world_model import WorldModel
+from vjepa_ac import ac_train
+from vjepa_ac.world_model import VJEPAWorldModel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random-weight checkpoint in the AC-training layout (keys encoder, predictor, config)."""
+    torch.manual_seed(0)
+    cfg = ac_train.load_ac_config("ac-smoke")
+    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
+    predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
+    path = tmp_path_factory.mktemp("ckpt") / "ac.pt"
+    torch.save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
+                "config": ac_train.checkpoint_config(cfg, encoder, {}, None)}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wm(checkpoint):
+    return VJEPAWorldModel.from_checkpoint(checkpoint)
+
+
+def _images(n, size=64, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_encode_matches_training_encoding(wm):
+    assert isinstance(wm, WorldModel)
+    images = _images(2)
+    latents = wm.encode(images)
+    assert latents.shape == (2, 16, wm.encoder.embed_dim)
+    expected = ac_train.encode_images(wm.encoder, torch.from_numpy(images), True)
+    torch.testing.assert_close(latents, expected)
+    # layer-normed tokens (normalize_reps): zero mean, unit variance per token
+    assert latents.mean(-1).abs().max() < 1e-4
+    # larger frames are center-cropped and resized to the training size
+    assert wm.encode(_images(1, size=96)).shape == (1, 16, wm.encoder.embed_dim)
+    with pytest.raises(ValueError, match="uint8"):
+        wm.encode(images.astype(np.float32))
+
+
+def test_cached_rollout_equals_official_prefix_recomputation(wm):
+    """KV-cached rollout == re-running the predictor on the whole prefix each step (official planner)."""
+    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
+    official = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(official)
+    step = official.prefix_step(wm.predictor, tokens_per_frame=16, normalize_reps=True)
+
+    context = wm.encode(_images(1))
+    state = torch.tensor([[0.45, 0.05, 0.3, 3.1, -0.1, 0.2, 0.3]])
+    actions = torch.randn(5, 3, 7) * 0.05
+    preds = wm.rollout(context, state, actions)
+    assert preds.shape == (5, 3, 16, wm.encoder.embed_dim)
+
+    frames, poses = context[:, None].expand(5, -1, -1, -1), state[:, None].expand(5, -1, -1)
+    for h in range(3):
+        nxt, pose = step(frames, actions[:, : h + 1], poses)
+        frames, poses = torch.cat([frames, nxt], 1), torch.cat([poses, pose], 1)
+    torch.testing.assert_close(preds, frames[:, 1:], atol=1e-4, rtol=1e-4)
+
+
+def test_rollout_is_differentiable_in_the_actions_only(wm):
+    context = wm.encode(_images(1))
+    actions = (torch.randn(2, 2, 7) * 0.05).requires_grad_(True)
+    preds = wm.rollout(context, torch.zeros(1, 7), actions)
+    F.l1_loss(preds, torch.zeros_like(preds)).backward()
+    assert actions.grad is not None and actions.grad.abs().sum() > 0
+    assert all(p.grad is None for p in wm.predictor.parameters())
+
+
+def test_rollout_rejects_mismatched_batches(wm):
+    context = wm.encode(_images(2))
+    with pytest.raises(ValueError, match="must be 1 or the number of action sequences"):
+        wm.rollout(context, torch.zeros(2, 7), torch.zeros(3, 2, 7))
+
+
+def test_cem_plans_with_the_vjepa_world_model(wm):
+    context, goal = wm.encode(_images(1, seed=1)), wm.encode(_images(1, seed=2))
+    result = CEMPlanner(CEMConfig(samples=16, topk=4, iterations=2)).plan(wm, context, torch.zeros(1, 7), goal)
+    assert result.actions.shape == (2, 7) and torch.isfinite(result.energies).all()
+
+
+def test_missing_checkpoint_keys_are_reported(tmp_path):
+    path = tmp_path / "bad.pt"
+    torch.save({"encoder": {}}, path)
+    with pytest.raises(KeyError, match="missing keys"):
+        VJEPAWorldModel.from_checkpoint(path)

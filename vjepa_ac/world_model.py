@@ -1,0 +1,90 @@
+"""`VJEPAWorldModel`: the planning world model backed by a frozen encoder and an action-conditioned predictor.
+
+It implements `planning.world_model.WorldModel` (a structural protocol, so no import of `planning` here):
+
+    latents = wm.encode(images)                  # uint8 [B, H, W, 3] -> [B, N, D]
+    preds = wm.rollout(latents, state, actions)  # [B, N, D], [B, 7], [S, H, 7] -> [S, H, N, D]
+
+Frames are encoded exactly as in AC training (`vjepa_ac.ac_train.encode_images`: center crop to the training
+aspect, resize, ImageNet normalisation, the frame repeated to a 2-frame tubelet, layer norm when the
+checkpoint was trained with ``normalize_reps``). Rollouts are `vjepa_ac.ac_train.rollout`: the KV-cached
+``forward_next`` of the predictor, one frame per step, with the states of steps > 0 integrated from the
+actions by `droid_data.integrate_actions` in torch, vectorised over samples. Rollouts are differentiable
+with respect to the actions (the gradient planner needs it); the weights are frozen.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from droid_data.video import center_crop_resize
+from vjepa_ac.ac_train import encode_images, load_ac_checkpoint, rollout
+
+
+class VJEPAWorldModel:
+    def __init__(self, encoder: nn.Module, predictor: nn.Module, *, normalize_reps: bool = True,
+                 img_size: int | None = None, crop_aspect: float = 1.0, tubelet_size: int = 2):
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.predictor = predictor.eval().requires_grad_(False)
+        self.normalize_reps = normalize_reps
+        self.img_size = img_size if img_size is not None else _img_size(encoder)
+        self.crop_aspect = crop_aspect
+        self.tubelet_size = tubelet_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+                        crop_aspect: float | None = None) -> VJEPAWorldModel:
+        """Load an AC-training checkpoint (keys ``encoder``, ``predictor``, ``config``; see docs/ac_training.md).
+
+        Frames are cropped to the aspect the predictor was trained on unless `crop_aspect` overrides it.
+        """
+        encoder, predictor, config = load_ac_checkpoint(path, map_location=device)
+        for key in ("normalize_reps", "img_size", "tubelet_size"):
+            if key not in config:
+                raise KeyError(f"{path}: checkpoint config lacks {key!r}; has {sorted(config)}")
+        return cls(encoder.to(device), predictor.to(device), normalize_reps=bool(config["normalize_reps"]),
+                   img_size=int(config["img_size"]), tubelet_size=int(config["tubelet_size"]),
+                   crop_aspect=float(config.get("crop_aspect", 1.0) if crop_aspect is None else crop_aspect))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.predictor.parameters()).device
+
+    def encode(self, images) -> torch.Tensor:
+        """uint8 images [B, H, W, 3] (numpy or torch) -> latents [B, N, D] on the model's device."""
+        images = images.cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"VJEPAWorldModel.encode: images must be uint8 [B, H, W, 3], "
+                             f"got {images.dtype} {images.shape}")
+        frames = center_crop_resize(images, self.img_size, self.crop_aspect)
+        return encode_images(self.encoder, torch.from_numpy(frames).to(self.device), self.normalize_reps,
+                             self.tubelet_size)
+
+    def rollout(self, latents: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Latents [B, N, D] and state [B, 7] of the current frame, actions [S, H, 7] -> predictions [S, H, N, D].
+
+        A context with B = 1 is shared by all S action sequences.
+        """
+        if latents.dim() != 3 or state.dim() != 2 or state.shape[-1] != 7 or actions.dim() != 3 \
+                or actions.shape[-1] != 7:
+            raise ValueError(f"VJEPAWorldModel.rollout: expected latents [B, N, D], state [B, 7], actions "
+                             f"[S, H, 7]; got {tuple(latents.shape)}, {tuple(state.shape)}, {tuple(actions.shape)}")
+        b, s = latents.shape[0], actions.shape[0]
+        if state.shape[0] != b or b not in (1, s):
+            raise ValueError(f"VJEPAWorldModel.rollout: batch of latents ({b}) and state ({state.shape[0]}) must "
+                             f"be 1 or the number of action sequences ({s})")
+        device = self.device
+        actions = actions.to(device=device, dtype=torch.float32)
+        latents = latents.to(device).expand(s, -1, -1)
+        state = state.to(device=device, dtype=torch.float32).expand(s, -1)
+        return rollout(self.predictor, latents, state, actions, self.normalize_reps)
+
+
+def _img_size(encoder: nn.Module) -> int:
+    size = getattr(encoder, "img_size", None)
+    if size is None:
+        raise ValueError("VJEPAWorldModel: pass img_size (the encoder has no img_size attribute)")
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
