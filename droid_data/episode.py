@@ -22,13 +22,13 @@ import functools
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import h5py
 import numpy as np
 
 from droid_data.conventions import pose_diffs
-from droid_data.video import decode_frames, probe_video
+from droid_data.video import decode_frames, iter_frames, probe_video
 
 __all__ = [
     "CAMERA_ROLES",
@@ -38,6 +38,8 @@ __all__ = [
     "EpisodeError",
     "find_episodes",
     "read_episode",
+    "read_metadata",
+    "read_trajectory_h5",
 ]
 
 DEFAULT_FPS = 15.0
@@ -74,7 +76,8 @@ class EpisodeError(Exception):
         super().__init__(f"{kind}: {file}: {reason}")
 
 
-def _read_metadata(folder: pathlib.Path) -> tuple[pathlib.Path, dict]:
+def read_metadata(folder: pathlib.Path) -> tuple[pathlib.Path, dict]:
+    """(metadata file, its JSON object) of an episode folder; EpisodeError "missing_metadata" if absent/bad."""
     candidates = sorted(folder.glob("metadata_*.json")) or sorted(folder.glob("*.json"))
     if not candidates:
         raise EpisodeError(folder, "missing_metadata", folder / "metadata_<uuid>.json", "no metadata JSON file found")
@@ -111,7 +114,11 @@ def _camera_serials(metadata: dict, folder: pathlib.Path) -> tuple[list[str], di
     return serials, roles
 
 
-def _read_h5(folder: pathlib.Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def read_trajectory_h5(folder: pathlib.Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(states [T, 7], joint positions [T, 7] or None, extrinsics dataset names) of an episode folder.
+
+    Raises EpisodeError of kind unreadable_h5, missing_key or nonfinite_state.
+    """
     path = folder / H5_NAME
     if not path.is_file():
         raise EpisodeError(folder, "unreadable_h5", path, "file does not exist")
@@ -164,6 +171,11 @@ class Episode:
     _extrinsic_names: list[str] = dataclasses.field(repr=False, default_factory=list)
 
     @property
+    def name(self) -> str:
+        """A unique, human-readable id (the folder for DROID)."""
+        return str(self.path)
+
+    @property
     def num_frames(self) -> int:
         return int(self.states.shape[0])
 
@@ -201,19 +213,42 @@ class Episode:
     def video_path(self, camera: str) -> pathlib.Path:
         return self.path / MP4_DIR / f"{self.serial(camera)}.mp4"
 
-    def load_frames(self, camera: str, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """uint8 [N, H, W, 3] RGB frames at native resolution; frame i goes with state row i."""
+    def _checked_video_path(self, camera: str) -> pathlib.Path:
         path = self.video_path(camera)
         if not path.is_file():
             raise EpisodeError(self.path, "missing_mp4", path, f"video of camera {camera!r} does not exist")
-        if indices is not None:
-            indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-            if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
-                raise IndexError(
-                    f"{path}: frame indices must be in [0, {self.num_frames}), got "
-                    f"[{int(indices.min())}, {int(indices.max())}]"
-                )
-        return decode_frames(path, indices)
+        return path
+
+    def video_frame_range(self, camera: str) -> tuple[int, int | None]:
+        """(index of this episode's frame 0 in the video file, its frame count or None = to the file's end).
+
+        DROID files hold exactly one episode; formats that pack episodes in one file override this.
+        """
+        return 0, None
+
+    def load_frames(self, camera: str, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """uint8 [N, H, W, 3] RGB frames at native resolution (all if `indices` is None); frame i goes with
+        state row i."""
+        path = self._checked_video_path(camera)
+        offset = self.video_frame_range(camera)[0]
+        if indices is None:
+            indices = np.arange(self.num_frames)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
+            raise IndexError(
+                f"{path}: frame indices must be in [0, {self.num_frames}), got "
+                f"[{int(indices.min())}, {int(indices.max())}]"
+            )
+        return decode_frames(path, indices + offset)
+
+    def iter_frames(self, camera: str, batch_size: int = 32) -> Iterator[np.ndarray]:
+        """Every frame of the episode's video in order, as uint8 batches [<=batch_size, H, W, 3].
+
+        Bounded memory. A DROID video is read to its end, so a caller can compare the count with num_frames.
+        """
+        path = self._checked_video_path(camera)
+        offset, count = self.video_frame_range(camera)
+        return iter_frames(path, offset, count, batch_size)
 
     def extrinsics(self, camera: str) -> np.ndarray:
         """float64 [T, 6] camera pose (xyz + Euler 'xyz', left lens) in the robot base frame.
@@ -254,8 +289,8 @@ def read_episode(path: str | os.PathLike) -> Episode:
         folder = folder.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: episode folder does not exist")
-    metadata_path, metadata = _read_metadata(folder)
-    states, joints, extrinsic_names = _read_h5(folder)
+    metadata_path, metadata = read_metadata(folder)
+    states, joints, extrinsic_names = read_trajectory_h5(folder)
     cameras, roles = _camera_serials(metadata, folder)
     return Episode(
         path=folder,

@@ -3,18 +3,30 @@
 Frames are uint8 RGB, channels last: [N, H, W, 3]. Frame index i is the i-th frame in presentation order,
 counted from the stream's first frame; in DROID it matches row i of ``trajectory.h5``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import fractions
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
 import torch
 
-__all__ = ["VideoInfo", "center_crop_resize", "decode_frames", "encode_video", "probe_video"]
+# What PyAV / our decoder raise for a broken or truncated file.
+VIDEO_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, EOFError)
+
+__all__ = [
+    "VIDEO_ERRORS",
+    "VideoInfo",
+    "center_crop_resize",
+    "decode_frames",
+    "encode_video",
+    "iter_frames",
+    "probe_video",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,19 +61,54 @@ def _frame_index(frame: av.VideoFrame, stream, start_pts: int) -> float | None:
     return float((frame.pts - start_pts) * stream.time_base * stream.average_rate)
 
 
-def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-    """Decode frames `indices` (any order, repeats allowed; None = all) -> uint8 [N, H, W, 3].
+def _iter_decoded(path: str, first: int = 0) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield (frame index, frame) in order, starting at or before index `first`.
 
-    Seeks to the keyframe before the first wanted frame when the stream has a constant frame rate and
-    timestamps; otherwise decodes from the start and counts frames. Raises IndexError naming the file
-    when an index is past the last decodable frame.
+    Seeks to the keyframe before `first` when the stream has a constant frame rate and timestamps; if the
+    timestamps turn out unusable (missing, fractional, or the seek overshoots), decodes from the start and
+    counts frames instead.
     """
-    path = str(path)
-    if indices is None:
+    last_yielded = -1
+    if first > 0:
         with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            start_pts = stream.start_time or 0
+            if stream.average_rate and stream.time_base:
+                target = start_pts + int(first / (stream.average_rate * stream.time_base))
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+                usable = True
+                for frame in container.decode(stream):
+                    position = _frame_index(frame, stream, start_pts)
+                    if (
+                        position is None
+                        or abs(position - round(position)) > 0.25
+                        or round(position) <= last_yielded
+                        or (last_yielded < 0 and round(position) > first)
+                    ):
+                        usable = False
+                        break
+                    last_yielded = round(position)
+                    yield last_yielded, frame
+                if usable:
+                    return
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if index > last_yielded:  # after a failed seek, never repeat a frame already yielded
+                yield index, frame
+
+
+def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Decode frames `indices` (any order, repeats allowed; None = all) -> uint8 [N, H, W, 3].
+
+    Seeks to the keyframe before the first wanted frame when timestamps allow it. Raises IndexError naming
+    the file when an index is past the last decodable frame.
+    """
+    path = str(path)
+    if indices is None:
+        frames = [frame.to_ndarray(format="rgb24") for _, frame in _iter_decoded(path)]
         if not frames:
             raise ValueError(f"{path}: no decodable video frames")
         return np.stack(frames)
@@ -71,49 +118,42 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray |
         raise ValueError(f"{path}: expected at least one frame index, got none")
     if indices.min() < 0:
         raise IndexError(f"{path}: frame indices must be >= 0, got {int(indices.min())}")
-    wanted = np.unique(indices)
-    found = _decode_sorted(path, wanted, seek=True)
-    if found is None:  # timestamps unusable for seeking: count frames from the start
-        found = _decode_sorted(path, wanted, seek=False)
-    missing = [int(i) for i in wanted if int(i) not in found]
+    wanted = {int(i) for i in indices}
+    last = int(indices.max())
+    found: dict[int, np.ndarray] = {}
+    for index, frame in _iter_decoded(path, int(indices.min())):
+        if index in wanted:
+            found[index] = frame.to_ndarray(format="rgb24")
+        if index >= last:
+            break
+    missing = sorted(wanted - set(found))
     if missing:
         raise IndexError(
-            f"{path}: frame index {missing[0]} is past the last decodable frame "
-            f"(wanted indices up to {int(wanted[-1])})"
+            f"{path}: frame index {missing[0]} is past the last decodable frame (wanted up to {last})"
         )
     return np.stack([found[int(i)] for i in indices])
 
 
-def _decode_sorted(path: str, wanted: np.ndarray, seek: bool) -> dict[int, np.ndarray] | None:
-    wanted_set = {int(i) for i in wanted}
-    last = int(wanted[-1])
-    found: dict[int, np.ndarray] = {}
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        start_pts = stream.start_time or 0
-        first = int(wanted[0])
-        use_pts = seek and first > 0 and stream.average_rate and stream.time_base
-        if use_pts:
-            target = start_pts + int(first / (stream.average_rate * stream.time_base))
-            container.seek(target, stream=stream, backward=True, any_frame=False)
-        counter = 0
-        for frame in container.decode(stream):
-            if use_pts:
-                position = _frame_index(frame, stream, start_pts)
-                if position is None or abs(position - round(position)) > 0.25:
-                    return None
-                index = round(position)
-                if not found and index > first:  # seek overshot: not safe to trust timestamps
-                    return None
-            else:
-                index = counter
-                counter += 1
-            if index in wanted_set:
-                found[index] = frame.to_ndarray(format="rgb24")
-            if index >= last:
-                break
-    return found
+def iter_frames(
+    path: str | os.PathLike, start: int = 0, count: int | None = None, batch_size: int = 32
+) -> Iterator[np.ndarray]:
+    """Yield uint8 [<=batch_size, H, W, 3] batches of frames start, start+1, ... (`count` of them, or to the end).
+
+    Memory stays bounded by one batch, whatever the video's length and resolution.
+    """
+    batch: list[np.ndarray] = []
+    stop = None if count is None else start + count
+    for index, frame in _iter_decoded(str(path), start):
+        if index < start:
+            continue
+        if stop is not None and index >= stop:
+            break
+        batch.append(frame.to_ndarray(format="rgb24"))
+        if len(batch) == batch_size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
 
 
 def encode_video(
@@ -152,7 +192,9 @@ def encode_video(
         container.mux(stream.encode())
 
 
-def center_crop_resize(frames: np.ndarray, size: int | tuple[int, int], crop_aspect: float = 1.0) -> np.ndarray:
+def center_crop_resize(
+    frames: np.ndarray, size: int | tuple[int, int], crop_aspect: float = 1.0
+) -> np.ndarray:
     """Center-crop uint8 frames [N, H, W, 3] to aspect `crop_aspect` (width / height), then resize.
 
     ``size`` is an int (square output) or (height, width). The crop keeps the full height when the frame is
@@ -172,5 +214,7 @@ def center_crop_resize(frames: np.ndarray, size: int | tuple[int, int], crop_asp
     if (crop_h, crop_w) == (out_h, out_w):
         return np.ascontiguousarray(frames)
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    x = torch.nn.functional.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
+    x = torch.nn.functional.interpolate(
+        x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False
+    )
     return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
