@@ -42,8 +42,8 @@ def main(argv=None) -> int:
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
-    last = train(cfg)
-    print("final:", {k: round(v, 5) for k, v in last.items()})
+    trainer = train(cfg)
+    print("final:", {k: round(v, 5) for k, v in trainer.last_metrics.items()})
     return 0
 
 

@@ -7,8 +7,8 @@ Each group carries ``name``, ``lr_scale`` (read by ``schedules.LRScheduler``) an
 (read by ``schedules.WDScheduler``). Parameters with ``requires_grad=False`` are left out, so a
 frozen encoder simply contributes no groups.
 
-One deliberate difference: predictor ``mask_tokens`` are learned embeddings, not weights, so they
-are not weight-decayed (the official code decays them because they are 3-D).
+Like the official code, the predictor's 3-D ``mask_tokens`` are weight-decayed: the grouping must match
+exactly so that an official optimizer state (``opt`` in a checkpoint) loads into ours for a cooldown.
 """
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-NO_DECAY_NAME_PARTS = ("bias", "mask_tokens")
 
 
 def is_decayed(name: str, param: torch.Tensor) -> bool:
-    """True for matrices/kernels; False for biases, 1-D params (norms) and mask tokens."""
-    return param.ndim > 1 and not any(part in name for part in NO_DECAY_NAME_PARTS)
+    """The official rule: decay every parameter except biases and 1-D parameters (norms)."""
+    return param.ndim != 1 and "bias" not in name
 
 
 def param_groups(

@@ -39,7 +39,7 @@ from torch import nn
 from vjepa_ac import distributed
 from vjepa_ac.checkpoint import atomic_save, load_pretrained
 from vjepa_ac.config import from_dict, load_config, save_yaml, to_dict
-from vjepa_ac.feature_stats import feature_stats, warn_if_collapsed
+from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
 from vjepa_ac.optim import build_adamw
@@ -335,6 +335,7 @@ class JEPATrainer:
         self.wd_scheduler = WDScheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_float16)
         self.global_step = 0
+        self.last_metrics: dict[str, float] = {}
         self._loss_sum, self._loss_count = 0.0, 0
 
     # -- one optimisation step -------------------------------------------------------------------
@@ -474,11 +475,12 @@ class JEPATrainer:
 # The training loop
 # --------------------------------------------------------------------------------------------------
 
-def train(config: JEPATrainingConfig) -> dict[str, float]:
+def train(config: JEPATrainingConfig) -> JEPATrainer:
     """Plain training loop: resume or start (``anneal_ckpt``), then epochs of ``steps_per_epoch`` steps.
 
     Writes ``<output_dir>/latest.pt`` after every epoch, ``e{epoch}.pt`` every ``save_every_epochs``
-    epochs, ``metrics.csv`` + TensorBoard scalars and ``config.yaml``. Returns the last logged metrics.
+    epochs, ``metrics.csv`` + TensorBoard scalars and ``config.yaml``. Returns the trainer; its
+    ``last_metrics`` are the metrics of the final step.
     """
     from tqdm import tqdm
 
@@ -511,7 +513,6 @@ def train(config: JEPATrainingConfig) -> dict[str, float]:
     logger = MetricsLogger(out)
     bar = tqdm(total=config.total_steps, initial=trainer.global_step, disable=not dist.is_main,
                desc="pretrain", dynamic_ncols=True)
-    last: dict[str, float] = {}
     t0 = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         trainer.reset_loss_average()
@@ -525,15 +526,14 @@ def train(config: JEPATrainingConfig) -> dict[str, float]:
             if not math.isfinite(metrics["loss"]):
                 raise FloatingPointError(f"pretrain: loss is {metrics['loss']} at step {step + 1}; stopping "
                                          f"(last checkpoint: {latest})")
-            if "target_std" in metrics:
+            if "target_std" in metrics and dist.is_main:
                 for name in ("target", "context"):
-                    stats = feature_stats_from(metrics, name, encoder.embed_dim)
-                    if dist.is_main:
-                        warn_if_collapsed(stats, name, config.collapse_std, config.collapse_rank_fraction)
+                    stats = FeatureStats(metrics[f"{name}_std"], metrics[f"{name}_rank"], encoder.embed_dim)
+                    warn_if_collapsed(stats, name, config.collapse_std, config.collapse_rank_fraction)
             if trainer.global_step % config.log_every == 0 or "target_std" in metrics:
                 metrics["time_s"] = time.perf_counter() - t0
                 logger.log(trainer.global_step, metrics)
-            last.update(metrics)
+            trainer.last_metrics = metrics
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", refresh=False)
         trainer.save_checkpoint(latest, epoch + 1)
@@ -541,13 +541,7 @@ def train(config: JEPATrainingConfig) -> dict[str, float]:
             trainer.save_checkpoint(out / f"e{epoch}.pt", epoch + 1)
     bar.close()
     logger.close()
-    return last
-
-
-def feature_stats_from(metrics: dict, name: str, dim: int):
-    from vjepa_ac.feature_stats import FeatureStats
-
-    return FeatureStats(std=metrics[f"{name}_std"], rank=metrics[f"{name}_rank"], dim=dim)
+    return trainer
 
 
 def load_encoder_from_checkpoint(path: str | os.PathLike, key: str = "target_encoder",

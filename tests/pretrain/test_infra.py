@@ -35,9 +35,9 @@ def test_adamw_has_four_groups_in_official_order_with_lr_scale():
     assert names == ["encoder.decay", "predictor.decay", "encoder.no_decay", "predictor.no_decay"]
     ids = lambda g: {id(p) for p in g["params"]}
     assert ids(opt.param_groups[0]) == {id(enc[0].weight)}
-    assert ids(opt.param_groups[1]) == {id(pred.lin.weight)}
+    assert ids(opt.param_groups[1]) == {id(pred.lin.weight), id(pred.mask_tokens[0])}  # official: 3-D is decayed
     assert ids(opt.param_groups[2]) == {id(enc[0].bias), id(enc[1].weight), id(enc[1].bias)}
-    assert id(pred.mask_tokens[0]) in ids(opt.param_groups[3])
+    assert ids(opt.param_groups[3]) == {id(pred.lin.bias), id(pred.norm.weight), id(pred.norm.bias)}
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-4) and opt.param_groups[1]["lr"] == pytest.approx(1e-3)
     assert opt.param_groups[2]["weight_decay"] == 0.0 and opt.param_groups[2]["WD_exclude"]
     n_total = sum(p.numel() for m in (enc, pred) for p in m.parameters())
