@@ -332,7 +332,7 @@ class Block(nn.Module):
 
 def make_blocks(depth, dim, num_heads, drop_path_rate=0.0, **block_options) -> nn.ModuleList:
     """``depth`` identical blocks with a stochastic-depth rate rising linearly from 0 to drop_path_rate."""
-    rates = torch.linspace(0, drop_path_rate, depth).tolist()
+    rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # no tensor: works on meta too
     return nn.ModuleList(Block(dim, num_heads, drop_path=rate, **block_options) for rate in rates)
 
 
