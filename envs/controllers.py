@@ -69,3 +69,55 @@ def as_action(action, who: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{who}: action must be finite, got {array.tolist()}")
     return array
+
+
+class SimController(FrankaController):
+    """The simulated arm of an `envs` task, driven through the env's public low-level operations.
+
+    The simulator advances only inside commands: `step` runs one control period of physics and returns once
+    the arm has settled, so between commands nothing moves. `stop` re-targets the joint servos to the measured
+    joints, which is what holding position means for the sim.
+    """
+
+    backend = "sim"
+
+    def __init__(self, env="FrankaReach-v0", *, seed: int | None = 0, **env_options):
+        if isinstance(env, str):
+            import gymnasium as gym
+
+            import envs  # noqa: F401  registers the Franka tasks
+
+            env = gym.make(env, **env_options).unwrapped
+            env.reset(seed=seed)
+        elif env_options:
+            raise TypeError(f"SimController: env options {sorted(env_options)} only apply when env is an id string")
+        self.env = env
+
+    def observe(self, images: bool = True) -> dict:
+        if images:
+            obs = self.env.observe()
+            return {**obs, "state": obs["state"].astype(np.float64), "joints": obs["joints"].astype(np.float64)}
+        return {"state": self.env.state(), "joints": self.env.robot.joints(self.env.data)}
+
+    def step(self, action) -> StepResult:
+        action = as_action(action, "SimController.step")
+        applied = self.env.apply_delta(action)
+        limited = () if np.allclose(applied, action) else ("sim_controller",)
+        return StepResult(applied=np.asarray(applied, dtype=np.float64), limited=limited, state=self.env.state())
+
+    def set_gripper(self, position: float) -> float:
+        position = float(np.clip(position, 0.0, 1.0))
+        self.env.set_gripper(position)
+        return position
+
+    def home(self) -> dict:
+        self.env.go_home()
+        self.env.set_gripper(0.0)  # DROID's reset opens the gripper
+        return self.observe(images=False)
+
+    def stop(self) -> None:
+        robot, data = self.env.robot, self.env.data
+        data.ctrl[robot.arm_actuators] = robot.joints(data)
+
+    def close(self) -> None:
+        self.env.close()

@@ -35,7 +35,8 @@ class FrankaServer:
         self.rate = RateLimiter(self.limits.max_rate_hz)
         self.watchdog = Watchdog(self.limits.watchdog_ms / 1000.0)
         self.holding = True  # nothing commanded yet
-        self.counts: Counter[str] = Counter()  # replies by outcome ("ok" or error code) and watchdog trips
+        # Replies by outcome ("ok" or an error code), executed steps, limits that acted, watchdog trips.
+        self.counts: Counter[str] = Counter()
 
     # ---- request handling -------------------------------------------------------------------------------
     def handle(self, frames: list[bytes]) -> bytes:
@@ -72,7 +73,7 @@ class FrankaServer:
         cmd = request.cmd
         if cmd == "ping":
             return {"version": protocol.PROTOCOL_VERSION, "backend": self.controller.backend,
-                    "limits": self.limits.to_dict(), "holding": self.holding}
+                    "limits": self.limits.to_dict(), "holding": self.holding, "counts": dict(self.counts)}
         if cmd == "observe":
             obs = self._checked_observation(self.controller.observe(images=request.images))
             return {"obs": protocol.pack_observation(obs, images=request.images), "holding": self.holding}
@@ -98,6 +99,8 @@ class FrankaServer:
             safe = limit_step(state, request.action, self.limits)
             self.controller.step(safe.action)
             self._moving(now)
+            self.counts["steps_executed"] += 1
+            self.counts.update(f"limited_{name}" for name in safe.limited)
             return {"applied": safe.action.tolist(), "limited": list(safe.limited), "obs": self._state_reply()}
         if cmd == "gripper":
             position, limited = limit_gripper(request.position, self.limits)
@@ -138,17 +141,24 @@ class FrankaServer:
 
     # ---- socket loop --------------------------------------------------------------------------------------
     def serve(self, address: str = "tcp://127.0.0.1:5555", stop_event: threading.Event | None = None,
-              poll_ms: int = 5, ready_event: threading.Event | None = None) -> None:
-        """Answer requests on `address` until `stop_event` is set (or KeyboardInterrupt); then stop the arm."""
+              poll_ms: int = 5, on_ready=None) -> None:
+        """Answer requests on `address` until `stop_event` is set (or KeyboardInterrupt); then stop the arm.
+
+        Port 0 binds a free port. `on_ready(endpoint)` is called with the bound address once requests can come.
+        """
+        if address.endswith(":0"):
+            address = address[:-2] + ":*"
         context = zmq.Context()
         socket = context.socket(zmq.REP)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.MAXMSGSIZE, 4 * protocol.MAX_REQUEST_BYTES)  # bigger peers get disconnected
-        socket.bind(address)
-        log.info("serving %s backend on %s (limits %s)", self.controller.backend, address, self.limits.to_dict())
-        if ready_event is not None:
-            ready_event.set()
         try:
+            socket.bind(address)
+            endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            log.info("serving the %s backend on %s with limits %s", self.controller.backend, endpoint,
+                     self.limits.to_dict())
+            if on_ready is not None:
+                on_ready(endpoint)
             while stop_event is None or not stop_event.is_set():
                 if socket.poll(poll_ms, zmq.POLLIN):
                     frames = socket.recv_multipart()

@@ -73,3 +73,14 @@ hostile_requests = st.one_of(
                   "token": hostile_values, "extra": hostile_values},
     ).map(lambda v: msgpack.packb(v, use_bin_type=True)),
 )
+# Steps whose every field is inside the protocol's domain: these reach the safety layer and move the arm.
+plausible_steps = st.tuples(
+    st.lists(st.floats(-1, 1), min_size=3, max_size=3),
+    st.lists(st.floats(-3.14, 3.14), min_size=3, max_size=3),
+    st.floats(-1, 1),
+).map(lambda p: msgpack.packb({"cmd": "step", "action": p[0] + p[1] + [p[2]]}))
+wild_numbers = st.one_of(
+    st.fixed_dictionaries({"cmd": st.just("step"), "action": st.lists(st.floats() | _ints, min_size=7, max_size=7)}),
+    st.fixed_dictionaries({"cmd": st.just("gripper"), "position": st.floats() | _ints}),
+).map(lambda v: msgpack.packb(v))
+fuzz_messages = st.one_of(hostile_requests, plausible_steps, wild_numbers)

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Robot-side server: serve a Franka (simulated or real) to `scripts/deploy.py` over ZeroMQ, behind safety limits.
+
+Run it on the computer wired to the robot. Examples:
+
+  python scripts/franka_server.py --backend sim --task FrankaReach-v0          # simulator, loopback only
+  FRANKA_SERVER_TOKEN=... python scripts/franka_server.py --backend franky --robot-ip 172.16.0.2 \\
+      --camera rgb=rtsp://10.0.0.5/stream --host 0.0.0.0 --max-translation 0.03 --watchdog-ms 300
+
+Protocol and safety settings: docs/deployment.md. Stop with Ctrl-C (or SIGTERM): the arm is stopped first.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from envs.franka_server import FrankaServer
+from envs.safety import SafetyLimits
+
+DEFAULTS = SafetyLimits()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=("sim", "franky"), required=True,
+                   help="'sim': the MuJoCo arm of envs/; 'franky': a real Franka through franky-control")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1: this computer only; 0.0.0.0 for the network, "
+                        "then set a token)")
+    p.add_argument("--port", type=int, default=5555, help="TCP port (0: any free port, printed at start)")
+    p.add_argument("--token-file", type=Path,
+                   help="file holding the shared secret clients must send (default: $FRANKA_SERVER_TOKEN, else none)")
+
+    s = p.add_argument_group("safety limits (enforced here, on the robot side)")
+    s.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"), default=DEFAULTS.workspace_low,
+                   help="lower corner of the allowed end-effector box, metres, robot base frame (default %(default)s)")
+    s.add_argument("--workspace-high", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   default=DEFAULTS.workspace_high, help="upper corner of the box (default %(default)s)")
+    s.add_argument("--max-translation", type=float, default=DEFAULTS.max_translation,
+                   help="max end-effector translation per step, metres (default %(default)s, DROID at 15 Hz)")
+    s.add_argument("--max-rotation", type=float, default=DEFAULTS.max_rotation,
+                   help="max rotation angle per step, radians (default %(default)s, DROID at 15 Hz)")
+    s.add_argument("--gripper-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   default=(DEFAULTS.gripper_min, DEFAULTS.gripper_max),
+                   help="allowed gripper closedness (0 open, 1 closed) (default %(default)s)")
+    s.add_argument("--max-rate-hz", type=float, default=DEFAULTS.max_rate_hz,
+                   help="motion commands faster than this are refused (default %(default)s)")
+    s.add_argument("--watchdog-ms", type=float, default=DEFAULTS.watchdog_ms,
+                   help="stop the arm when no motion command came for this long (default %(default)s)")
+
+    g = p.add_argument_group("sim backend")
+    g.add_argument("--task", default="FrankaReach-v0", help="envs task id (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the task's reset (start and goal) (default 0)")
+    g.add_argument("--image-size", type=int, default=256, help="rendered image side, pixels (default %(default)s)")
+    g.add_argument("--control-hz", type=float, help="sim control rate, Hz (default: the env's, 4 Hz as V-JEPA 2-AC)")
+
+    f = p.add_argument_group("franky backend")
+    f.add_argument("--robot-ip", help="FCI address of the Franka control box, e.g. 172.16.0.2")
+    f.add_argument("--dynamics-factor", type=float, default=0.05,
+                   help="fraction of the arm's velocity/acceleration/jerk limits franky may use (default %(default)s)")
+    f.add_argument("--camera", action="append", default=[], metavar="NAME=SOURCE",
+                   help="camera for observations, opened with PyAV (a device, stream URL or file); NAME 'rgb' is the "
+                        "exterior camera the planner sees, others must end in '_rgb'. Repeat for more cameras.")
+    f.add_argument("--camera-format", help="PyAV input format for device cameras, e.g. v4l2 (default: guess)")
+
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p.parse_args(argv)
+
+
+def build_controller(args):
+    if args.backend == "sim":
+        from envs.controllers import SimController
+
+        options = {"image_size": args.image_size}
+        if args.control_hz is not None:
+            options["control_hz"] = args.control_hz
+        return SimController(args.task, seed=args.seed, **options)
+    if not args.robot_ip:
+        raise SystemExit("--backend franky needs --robot-ip")
+    from envs.cameras import PyAVCamera
+    from envs.franky_backend import FrankyController
+
+    cameras = {}
+    for spec in args.camera:
+        name, _, source = spec.partition("=")
+        if not source or not (name == "rgb" or name.endswith("_rgb")):
+            raise SystemExit(f"--camera: expected NAME=SOURCE with NAME 'rgb' or '*_rgb', got {spec!r}")
+        cameras[name] = PyAVCamera(source, size=args.image_size, input_format=args.camera_format)
+    if "rgb" not in cameras:
+        raise SystemExit("--backend franky needs --camera rgb=SOURCE (the exterior camera the planner sees)")
+    return FrankyController(args.robot_ip, cameras=cameras, relative_dynamics_factor=args.dynamics_factor)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+        logging.warning("binding %s without a token: anyone on that network can move the robot", args.host)
+    limits = SafetyLimits(
+        workspace_low=tuple(args.workspace_low), workspace_high=tuple(args.workspace_high),
+        max_translation=args.max_translation, max_rotation=args.max_rotation,
+        gripper_min=args.gripper_range[0], gripper_max=args.gripper_range[1],
+        max_rate_hz=args.max_rate_hz, watchdog_ms=args.watchdog_ms)
+    controller = build_controller(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        FrankaServer(controller, limits, token=token).serve(
+            f"tcp://{args.host}:{args.port}", stop_event=stop,
+            on_ready=lambda endpoint: print(f"READY {endpoint}", flush=True))
+    except KeyboardInterrupt:
+        pass  # serve() has stopped the arm in its finally block
+    finally:
+        controller.close()
+
+
+if __name__ == "__main__":
+    main()

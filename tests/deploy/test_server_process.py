@@ -1,0 +1,144 @@
+"""A real `scripts/franka_server.py` process on the sim backend, driven over loopback."""
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from fakes import fuzz_messages
+from hypothesis import HealthCheck, given, settings
+from scipy.spatial.transform import Rotation
+from serverproc import running_server
+
+from envs import protocol
+from envs.franka_client import CommandRefused, FrankaClient, ServerUnavailable
+
+# A small box around the sim's home pose (EE near (0.36, 0, 0.39)) so that fuzzed steps hit its walls.
+BOX = ("--workspace-low", "0.30", "-0.08", "0.30", "--workspace-high", "0.45", "0.08", "0.45")
+LOW, HIGH = np.array([0.30, -0.08, 0.30]), np.array([0.45, 0.08, 0.45])
+MAX_T, MAX_R = 0.03, 0.1
+TOL = 0.01  # the simulated servo's tracking lag carried into the next step, metres / radians
+
+
+def rotation_between(a, b):
+    return float((Rotation.from_euler("xyz", b[3:6]) * Rotation.from_euler("xyz", a[3:6]).inv()).magnitude())
+
+
+def sent_cmd(message: bytes):
+    try:
+        return msgpack.unpackb(message, raw=False).get("cmd")
+    except Exception:  # noqa: BLE001  not a msgpack map: no command
+        return None
+
+
+@pytest.fixture(scope="module")
+def fuzz_server():
+    limits = (*BOX, "--max-translation", str(MAX_T), "--max-rotation", str(MAX_R), "--max-rate-hz", "100000",
+              "--gripper-range", "0.0", "0.8")
+    with running_server(*limits) as (_, endpoint):
+        with FrankaClient(endpoint, timeout_s=5.0) as client:
+            client.home()
+            yield endpoint, client
+
+
+def test_roundtrip_and_out_of_bounds_is_clipped(fuzz_server):
+    _, client = fuzz_server
+    client.home()
+    obs = client.observe()
+    assert obs["rgb"].shape == (32, 32, 3) and obs["rgb"].dtype == np.uint8
+    assert obs["state"].shape == (7,) and obs["joints"].shape == (7,)
+    before = obs["state"]
+    result = client.step([0.2, 0, 0, 0, 0, 0, 0])  # inside the protocol's domain, beyond the per-step limit
+    assert "max_translation" in result.limited and result.applied[0] == pytest.approx(MAX_T)
+    assert np.linalg.norm(result.state[:3] - before[:3]) <= MAX_T + TOL
+    for _ in range(10):  # push against the +x wall of the box
+        result = client.step([MAX_T, 0, 0, 0, 0, 0, 0])
+    assert "workspace" in result.limited and result.state[0] <= HIGH[0] + TOL
+    with pytest.raises(CommandRefused) as refused:
+        client.request("step", action=[5.0, 0, 0, 0, 0, 0, 0])  # outside the domain: refused, not clipped
+    assert refused.value.code == protocol.OUT_OF_RANGE
+    np.testing.assert_allclose(client.observe(images=False)["state"], result.state, atol=1e-6)
+    assert client.set_gripper(1.0) == pytest.approx(0.8)  # gripper range clips
+    assert client.observe(images=False)["state"][6] <= 0.8 + 0.05
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=fuzz_messages)
+def test_fuzzed_messages_never_crash_or_exceed_limits(fuzz_server, message):
+    endpoint, client = fuzz_server
+    before = client.observe(images=False)["state"]
+    raw = zmq.Context.instance().socket(zmq.REQ)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(endpoint)
+    try:
+        raw.send(message)
+        assert raw.poll(5000), "the server stopped answering"
+        reply = msgpack.unpackb(raw.recv(), raw=False)
+    finally:
+        raw.close(0)
+    assert isinstance(reply, dict) and isinstance(reply["ok"], bool)
+    after = client.observe(images=False)["state"]
+    if not (reply["ok"] and sent_cmd(message) == "home"):  # home is the server's own trusted joint motion
+        assert np.linalg.norm(after[:3] - before[:3]) <= MAX_T + TOL
+        assert rotation_between(before, after) <= MAX_R + TOL
+    assert np.all(after[:3] >= LOW - TOL) and np.all(after[:3] <= HIGH + TOL)
+    assert after[6] <= 0.8 + 0.05
+
+
+def test_fuzzing_reached_the_robot_and_every_limit(fuzz_server):
+    """Runs after the fuzz test: the fuzzed steps really moved the arm and met every limit."""
+    counts = fuzz_server[1].ping()["counts"]
+    assert counts["steps_executed"] >= 50, counts
+    for name in ("max_translation", "max_rotation", "workspace", "gripper_range"):
+        assert counts.get(f"limited_{name}", 0) > 0, counts
+    for code in (protocol.MALFORMED, protocol.BAD_FIELD, protocol.OUT_OF_RANGE, protocol.UNKNOWN_COMMAND):
+        assert counts.get(code, 0) > 0, counts
+
+
+def test_watchdog_holds_a_silent_arm():
+    with running_server("--watchdog-ms", "150", "--max-rate-hz", "100") as (_, endpoint):
+        with FrankaClient(endpoint, timeout_s=5.0) as client:
+            client.home()
+            for _ in range(5):  # a live client keeps the arm enabled
+                client.step([0.01, 0, 0, 0, 0, 0, 0])
+                time.sleep(0.05)
+                assert client.ping()["holding"] is False
+            time.sleep(0.4)
+            assert client.ping()["holding"] is True  # the watchdog stopped the arm
+            held = client.observe(images=False)["state"]
+            time.sleep(0.2)
+            np.testing.assert_allclose(client.observe(images=False)["state"], held, atol=1e-9)
+            client.step([0.01, 0, 0, 0, 0, 0, 0])  # a fresh command resumes
+            assert client.ping()["holding"] is False
+
+
+def test_killed_server_gives_a_client_error_within_a_second_then_reconnects():
+    with running_server("--max-rate-hz", "100") as (process, endpoint):
+        client = FrankaClient(endpoint, timeout_s=0.5)
+        client.home()
+        for _ in range(3):
+            client.step([0.01, 0, 0, 0, 0, 0, 0])
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=10)
+        start = time.monotonic()
+        with pytest.raises(ServerUnavailable, match="did not answer 'step'"):
+            client.step([0.01, 0, 0, 0, 0, 0, 0])
+        assert time.monotonic() - start < 1.0
+    port = int(endpoint.rsplit(":", 1)[1])
+    with running_server(port=port):  # the robot side comes back: the same client object works again
+        assert client.ping()["backend"] == "sim"
+        assert client.observe(images=False)["state"].shape == (7,)
+    client.close()
+
+
+def test_token_and_rate_limit_over_the_wire(tmp_path):
+    (tmp_path / "token").write_text("s3cret\n")
+    with running_server("--token-file", str(tmp_path / "token"), "--max-rate-hz", "5") as (_, endpoint):
+        with pytest.raises(CommandRefused, match="unauthorized"):
+            FrankaClient(endpoint, token="wrong", timeout_s=5.0)
+        with FrankaClient(endpoint, token="s3cret", timeout_s=5.0) as client:
+            client.step([0.01, 0, 0, 0, 0, 0, 0])
+            with pytest.raises(CommandRefused) as refused:
+                client.step([0.01, 0, 0, 0, 0, 0, 0])
+            assert refused.value.code == protocol.RATE_LIMITED
