@@ -129,7 +129,7 @@ def test_cli_convert(tmp_path, episodes, capsys):
 
 
 def test_raw_dataset_matches_cached_dataset(tmp_path, episodes):
-    root, written = episodes
+    root, _written = episodes
     convert(root, tmp_path / "cache", size=16, cameras=["ext1"], progress=False)
     raw = RawClipDataset(root, SPEC, cameras=["ext1"], size=16, seed=5, progress=False)
     cached = CachedClipDataset(tmp_path / "cache", SPEC, seed=5)
