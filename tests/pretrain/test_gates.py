@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from vjepa_ac.masks import MultiBlockMask2D, mask_generator
 from vjepa_ac.pretrain import (
     EMAManager,
     JEPATrainer,
@@ -10,7 +11,6 @@ from vjepa_ac.pretrain import (
     build_predictor,
     gather_tokens,
 )
-from vjepa_ac.masks import MultiBlockMask2D, mask_generator
 from vjepa_ac.video_data import build_dataset
 
 

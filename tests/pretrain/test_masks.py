@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from vjepa_ac.masks import VJEPA2_MASKS, MaskConfig, MultiBlockMask2D, MultiBlockMask3D, equalize, mask_generator
+from vjepa_ac.masks import (
+    VJEPA2_MASKS,
+    MaskConfig,
+    MultiBlockMask2D,
+    MultiBlockMask3D,
+    equalize,
+    mask_generator,
+)
 
 T, H, W = 4, 8, 8
 
