@@ -49,7 +49,7 @@ class PyAVCamera:
                 if not self.loop:
                     raise EOFError(f"camera {self.source}: end of stream")
                 self._container.seek(0)
-        except BaseException as exc:  # handed to the caller of __call__, which reports it
+        except Exception as exc:  # noqa: BLE001  handed to the caller of __call__, which raises it
             with self._new_frame:
                 self._error = exc
                 self._new_frame.notify_all()

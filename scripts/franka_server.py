@@ -22,6 +22,7 @@ from envs.franka_server import FrankaServer
 from envs.safety import SafetyLimits
 
 DEFAULTS = SafetyLimits()
+log = logging.getLogger("franka_server")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -100,7 +101,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
-        logging.warning("binding %s without a token: anyone on that network can move the robot", args.host)
+        log.warning("binding %s without a token: anyone on that network can move the robot", args.host)
     limits = SafetyLimits(
         workspace_low=tuple(args.workspace_low), workspace_high=tuple(args.workspace_high),
         max_translation=args.max_translation, max_rotation=args.max_rotation,

@@ -19,29 +19,32 @@ def running_server(*args: str, port: int = 0, startup_timeout_s: float = 60.0, l
                "--image-size", "32", "--log-level", "WARNING", *args]
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "OMP_NUM_THREADS": "1"}
     env.pop("FRANKA_SERVER_TOKEN", None)
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    try:
-        endpoint = None
-        deadline = time.monotonic() + startup_timeout_s
-        while endpoint is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or process.poll() is not None:
-                raise RuntimeError(f"server did not start (exit code {process.poll()}): {' '.join(command)}")
-            ready, _, _ = select.select([process.stdout], [], [], min(remaining, 1.0))
-            if ready:
-                line = process.stdout.readline()
-                if line.startswith("READY "):
-                    endpoint = line.split()[1]
-        yield process, endpoint
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        process.stdout.close()
-        if log is not subprocess.DEVNULL:
-            log.close()
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "w")) if log_path else subprocess.DEVNULL
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        stack.callback(_stop, process)
+        yield _wait_ready(process, command, startup_timeout_s)
+
+
+def _wait_ready(process, command, startup_timeout_s):
+    deadline = time.monotonic() + startup_timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or process.poll() is not None:
+            raise RuntimeError(f"server did not start (exit code {process.poll()}): {' '.join(command)}")
+        ready, _, _ = select.select([process.stdout], [], [], min(remaining, 1.0))
+        if ready:
+            line = process.stdout.readline()
+            if line.startswith("READY "):
+                return process, line.split()[1]
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    process.stdout.close()

@@ -35,10 +35,9 @@ def sent_cmd(message: bytes):
 def fuzz_server():
     limits = (*BOX, "--max-translation", str(MAX_T), "--max-rotation", str(MAX_R), "--max-rate-hz", "100000",
               "--gripper-range", "0.0", "0.8")
-    with running_server(*limits) as (_, endpoint):
-        with FrankaClient(endpoint, timeout_s=5.0) as client:
-            client.home()
-            yield endpoint, client
+    with running_server(*limits) as (_, endpoint), FrankaClient(endpoint, timeout_s=5.0) as client:
+        client.home()
+        yield endpoint, client
 
 
 def test_roundtrip_and_out_of_bounds_is_clipped(fuzz_server):
@@ -96,20 +95,21 @@ def test_fuzzing_reached_the_robot_and_every_limit(fuzz_server):
 
 
 def test_watchdog_holds_a_silent_arm():
-    with running_server("--watchdog-ms", "150", "--max-rate-hz", "100") as (_, endpoint):
-        with FrankaClient(endpoint, timeout_s=5.0) as client:
-            client.home()
-            for _ in range(5):  # a live client keeps the arm enabled
-                client.step([0.01, 0, 0, 0, 0, 0, 0])
-                time.sleep(0.05)
-                assert client.ping()["holding"] is False
-            time.sleep(0.4)
-            assert client.ping()["holding"] is True  # the watchdog stopped the arm
-            held = client.observe(images=False)["state"]
-            time.sleep(0.2)
-            np.testing.assert_allclose(client.observe(images=False)["state"], held, atol=1e-9)
-            client.step([0.01, 0, 0, 0, 0, 0, 0])  # a fresh command resumes
+    with running_server("--watchdog-ms", "150", "--max-rate-hz", "100") as (_, endpoint), \
+            FrankaClient(endpoint, timeout_s=5.0) as client:
+        client.home()
+        for _ in range(5):  # a live client keeps the arm enabled
+            client.step([0.01, 0, 0, 0, 0, 0, 0])
+            time.sleep(0.05)
             assert client.ping()["holding"] is False
+        time.sleep(0.4)
+        assert client.ping()["holding"] is True  # the watchdog stopped the arm
+        assert client.ping()["counts"]["watchdog"] == 1
+        held = client.observe(images=False)["state"]
+        time.sleep(0.2)
+        np.testing.assert_allclose(client.observe(images=False)["state"], held, atol=1e-9)
+        client.step([0.01, 0, 0, 0, 0, 0, 0])  # a fresh command resumes
+        assert client.ping()["holding"] is False
 
 
 def test_killed_server_gives_a_client_error_within_a_second_then_reconnects():
