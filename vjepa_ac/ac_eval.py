@@ -32,6 +32,10 @@ class HorizonErrors:
     sums: torch.Tensor  # float64 [4, H]
     counts: torch.Tensor  # float64 [4, H]
 
+    @classmethod
+    def zeros(cls, horizon: int) -> HorizonErrors:
+        return cls(torch.zeros(len(ROWS), horizon, dtype=torch.float64), torch.zeros(len(ROWS), horizon, dtype=torch.float64))
+
     @property
     def horizon(self) -> int:
         return self.sums.shape[1]

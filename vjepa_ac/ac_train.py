@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -289,20 +288,17 @@ def check_clip(h: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def evaluate(predictor: nn.Module, clips, normalize_reps: bool) -> ac_eval.HorizonErrors:
+def evaluate(predictor: nn.Module, clips, normalize_reps: bool, horizon: int) -> ac_eval.HorizonErrors:
     """Per-horizon latent L1 (teacher forcing, rollout, copy-last-frame) summed over all ranks.
 
-    ``clips`` yields ``(h, actions, states)`` as ``clip_latents`` returns them; the rollout runs the whole
-    clip (horizon T-1) from frame 0.
+    ``clips`` yields ``(h, actions, states)`` as ``clip_latents`` returns them, with ``horizon + 1`` frames;
+    the rollout runs the whole clip from frame 0. Every rank must call it (the sums are all-reduced).
     """
-    acc = None
+    acc = ac_eval.HorizonErrors.zeros(horizon)
     for h, actions, states in clips:
         z_tf = teacher_forcing(predictor, h[:, :-1], actions, states[:, :-1], normalize_reps)
         z_ar = rollout(predictor, h[:, 0], states[:, 0], actions, normalize_reps)
-        errs = ac_eval.horizon_errors(h, z_tf, z_ar)
-        acc = errs if acc is None else acc + errs
-    if acc is None:
-        raise ValueError("evaluate: no held-out clips")
+        acc = acc + ac_eval.horizon_errors(h, z_tf, z_ar)
     return acc.all_reduce()
 
 
@@ -447,7 +443,6 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
     bar = tqdm(total=stop, initial=step, disable=not (progress and dist.is_main), desc="train_ac", unit="step")
     last: dict[str, Any] = {}
     last_eval = None
-    t0 = time.time()
     while step < stop:
         batch = next(stream)
         h, actions, states = clip_latents(batch, encoder, cfg, dist.device)
@@ -462,16 +457,16 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
         if not torch.isfinite(losses["loss"]):
             raise FloatingPointError(f"step {step}: non-finite loss {losses['loss'].item()}")
 
-        if step % cfg.log_every == 0 or step == stop:
+        evaluating = step % cfg.eval_every == 0 or step == stop
+        if evaluating:
+            last_eval = run_eval(predictor, val_set, cfg, dist, out_dir, step, encoder)
+        if step % cfg.log_every == 0 or evaluating:
             last = {k: all_reduce_mean(v.detach().float()).item() for k, v in losses.items()}
-            last.update(lr=lr, wd=wd, grad_norm=float(grad_norm), steps_per_s=cfg.log_every / (time.time() - t0))
-            t0 = time.time()
-            logger.log(step, last)
+            last.update(lr=lr, wd=wd, grad_norm=float(grad_norm))
+            logger.log(step, {**last, **(last_eval.summary() if evaluating and last_eval else {})})
             bar.set_postfix(loss=f"{last['loss']:.4f}", tf=f"{last['tf_loss']:.4f}",
                             roll=f"{last['rollout_loss']:.4f}")
         bar.update(1)
-        if step % cfg.eval_every == 0 or step == stop:
-            last_eval = run_eval(predictor, val_set, cfg, dist, out_dir, step, logger, encoder)
         if step % cfg.checkpoint_every == 0 or step == stop:
             save(latest)
             barrier()
@@ -494,9 +489,9 @@ def clip_latents(batch: dict, encoder: nn.Module, cfg: ACTrainingConfig, device)
     return h, actions, states
 
 
-def run_eval(predictor, val_set, cfg, dist, out_dir, step, logger, encoder) -> ac_eval.HorizonErrors | None:
+def run_eval(predictor, val_set, cfg, dist, out_dir, step, encoder) -> ac_eval.HorizonErrors | None:
     """Evaluate on up to ``cfg.eval_clips`` held-out clips spread evenly over ``val_set``; rank 0 writes the
-    table and plot to ``out_dir/eval`` and logs the per-horizon numbers."""
+    table and plot to ``out_dir/eval``."""
     if val_set is None or len(val_set) == 0:
         return None
     n = len(val_set)
@@ -504,10 +499,9 @@ def run_eval(predictor, val_set, cfg, dist, out_dir, step, logger, encoder) -> a
     groups = [picks[s:s + cfg.batch_size] for s in range(0, len(picks), cfg.batch_size)]
     clips = (clip_latents(_stack([val_set[i] for i in g]), encoder, cfg, dist.device) for g in groups)
     predictor.eval()
-    errors = evaluate(predictor, clips, cfg.normalize_reps)
+    errors = evaluate(predictor, clips, cfg.normalize_reps, cfg.frames_per_clip - 1)
     predictor.train()
     if dist.is_main:
-        logger.log(step, errors.summary())
         ac_eval.write_report(errors, Path(out_dir) / "eval", step)
     return errors
 

@@ -66,9 +66,9 @@ def random_trajectory(batch: int, frames: int, seed: int = 0) -> tuple[torch.Ten
     return states.float(), pose_diffs(states).float()
 
 
-import types  # noqa: E402
+import types
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

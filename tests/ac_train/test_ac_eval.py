@@ -34,7 +34,7 @@ def test_accumulation_over_batches_equals_one_batch():
 def test_exact_model_beats_copy_baseline_and_report_is_written(toy, tmp_path):
     states, actions = toy.random_trajectory(batch=4, frames=5)
     h = toy.latents_of(states)
-    errors = evaluate(toy.ToyPredictor(gain=1.0), [(h, actions, states)], normalize_reps=False)
+    errors = evaluate(toy.ToyPredictor(gain=1.0), [(h, actions, states)], normalize_reps=False, horizon=4)
     m = errors.means()
     assert max(m["rollout"]) < 1e-5 and min(m["copy_first"]) > 1e-3
     out = ac_eval.write_report(errors, tmp_path / "eval", step=7)
