@@ -21,6 +21,7 @@ for _env_id, _cls in TASKS.values():
                      max_episode_steps=None, disable_env_checker=False)
 
 __all__ = [
+    "HOME_JOINTS",
     "TASKS",
     "CartesianController",
     "ControllerConfig",
@@ -29,6 +30,5 @@ __all__ = [
     "FrankaPickPlaceEnv",
     "FrankaPushEnv",
     "FrankaReachEnv",
-    "HOME_JOINTS",
     "SceneConfig",
 ]

@@ -9,6 +9,7 @@ The low-level operations are public so other code can drive the simulated arm li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import gymnasium as gym
 import mujoco
@@ -37,7 +38,7 @@ def state_from_pose(pos: np.ndarray, rot: np.ndarray, gripper: float) -> np.ndar
 class FrankaEnv(gym.Env):
     """Shared machinery of the Franka tasks. Subclasses implement `sample_episode` and `is_success`."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 4}
     with_cube = False
     default_max_steps = 50
     task_name = "franka"
@@ -76,8 +77,12 @@ class FrankaEnv(gym.Env):
         image = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         spaces = {
             "rgb": image,
-            "state": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
-            "joints": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
+            # xyz within reach of the base, Euler angles in matrix_to_euler_xyz's ranges, gripper in [0, 1].
+            "state": gym.spaces.Box(np.array([-1.5, -1.5, -1.0, -np.pi, -np.pi / 2, -np.pi, 0.0], np.float32),
+                                    np.array([1.5, 1.5, 1.5, np.pi, np.pi / 2, np.pi, 1.0], np.float32)),
+            # joint limits plus a margin for the soft limit constraint
+            "joints": gym.spaces.Box((self.robot.joint_low - 0.05).astype(np.float32),
+                                     (self.robot.joint_high + 0.05).astype(np.float32)),
         }
         if config.wrist_camera:
             spaces["wrist_rgb"] = image
@@ -210,9 +215,10 @@ class FrankaEnv(gym.Env):
         self.goal_rgb = self.render_camera(self.config.camera, self.goal_data)
 
     def step(self, action):
-        self.apply_delta(action)
+        applied = self.apply_delta(action)
         self.steps += 1
         obs, info = self.observe(), self._info()
+        info["applied_action"] = applied  # after validation and the per-step clamps
         truncated = self.steps >= self.max_steps
         return obs, -self.distance_to_goal(), False, truncated, info
 

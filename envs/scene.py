@@ -25,8 +25,8 @@ TABLE_TOP = 0.0  # the robot base stands on the table surface
 # Exterior cameras placed like DROID's tripod cameras: beside and in front of the table, looking at the
 # workspace from 30 degrees above, 1 m away, so the reachable workspace fills the frame. Base frame, metres.
 CAMERAS = {
-    "ext1": dict(pos=(0.947, -0.709, 0.75), target=(0.45, 0.0, 0.25), fovy=50.0),
-    "ext2": dict(pos=(0.947, 0.709, 0.75), target=(0.45, 0.0, 0.25), fovy=50.0),
+    "ext1": {"pos": (0.947, -0.709, 0.75), "target": (0.45, 0.0, 0.25), "fovy": 50.0},
+    "ext2": {"pos": (0.947, 0.709, 0.75), "target": (0.45, 0.0, 0.25), "fovy": 50.0},
 }
 CAMERA_NAMES = (*CAMERAS, "wrist")
 

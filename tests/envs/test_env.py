@@ -1,0 +1,177 @@
+"""Behaviour of the Franka envs: control convention, goal images, success, seeding, gymnasium/torchrl APIs."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs
+from droid_data.conventions import euler_xyz_to_matrix, matrix_to_euler_xyz, pose_diffs
+from envs.policies import make_policy
+from envs.scene import SceneConfig
+from envs.tasks import CUBE_HALF
+
+
+@pytest.fixture(scope="module")
+def reach():
+    env = envs.FrankaReachEnv()
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def push():
+    env = envs.FrankaPushEnv()
+    yield env
+    env.close()
+
+
+def test_observation_and_info_follow_the_contract(reach):
+    obs, info = reach.reset(seed=3)
+    assert obs["rgb"].shape == (64, 64, 3) and obs["rgb"].dtype == np.uint8
+    assert obs["state"].shape == (7,) and obs["joints"].shape == (7,)
+    assert info["goal_rgb"].shape == (64, 64, 3) and info["goal_rgb"].dtype == np.uint8
+    assert info["goal_state"].shape == (7,) and isinstance(info["is_success"], bool)
+    # state = [xyz, extrinsic Euler xyz of the EE rotation, gripper]
+    pos, rot = reach.ee_pose()
+    np.testing.assert_allclose(obs["state"][:3], pos, atol=1e-6)
+    np.testing.assert_allclose(euler_xyz_to_matrix(obs["state"][3:6].astype(float)), rot, atol=1e-5)
+
+
+def test_controller_tracks_a_commanded_delta(reach):
+    reach.reset(seed=0)
+    pos, rot = reach.ee_pose()
+    action = np.array([0.04, -0.03, 0.02, 0.0, 0.0, 0.1, 0.0])
+    applied = reach.apply_delta(action)
+    np.testing.assert_allclose(applied, action)  # within the clamps: executed as asked
+    new_pos, new_rot = reach.ee_pose()
+    np.testing.assert_allclose(new_pos - pos, action[:3], atol=2e-3)
+    np.testing.assert_allclose(matrix_to_euler_xyz(new_rot @ rot.T), action[3:6], atol=5e-3)
+
+
+def test_actions_match_pose_diffs_of_consecutive_states(reach):
+    reach.reset(seed=1)
+    rng = np.random.default_rng(0)
+    states, actions = [reach.state()], []
+    for _ in range(12):
+        action = np.concatenate([rng.uniform(-0.03, 0.03, 3), rng.uniform(-0.05, 0.05, 3), [0.0]])
+        actions.append(reach.apply_delta(action))
+        states.append(reach.state())
+    diffs = pose_diffs(np.array(states))
+    np.testing.assert_allclose(diffs[:, :3], np.array(actions)[:, :3], atol=3e-3)
+    np.testing.assert_allclose(diffs[:, 3:6], np.array(actions)[:, 3:6], atol=1e-2)
+
+
+def test_clamps_and_bad_actions(reach):
+    reach.reset(seed=2)
+    applied = reach.apply_delta(np.array([1.0, 0, 0, 0, 0, 2.0, 5.0]))
+    cfg = reach.controller.config
+    assert np.isclose(np.linalg.norm(applied[:3]), cfg.max_translation)
+    assert np.isclose(np.linalg.norm(applied[3:6]), cfg.max_rotation)
+    assert applied[6] == cfg.max_gripper_delta
+    with pytest.raises(ValueError, match=r"action: expected shape \[7\]"):
+        reach.step(np.zeros(6))
+    with pytest.raises(ValueError, match="finite"):
+        reach.step(np.array([np.nan, 0, 0, 0, 0, 0, 0]))
+
+
+def test_gripper_delta_closes_and_opens(reach):
+    reach.reset(seed=4)
+    reach.apply_delta(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+    assert reach.state()[6] > 0.95
+    reach.apply_delta(np.array([0, 0, 0, 0, 0, 0, -0.5]))
+    assert abs(reach.state()[6] - 0.5) < 0.05
+
+
+def test_goal_image_is_a_render_of_the_goal_configuration(push):
+    obs, info = push.reset(seed=5)
+    assert np.abs(info["goal_rgb"].astype(int) - obs["rgb"].astype(int)).mean() > 1.0
+    push.set_config(push.goal_config)
+    np.testing.assert_array_equal(push.render(), info["goal_rgb"])
+    np.testing.assert_allclose(push.state(), info["goal_state"], atol=1e-5)
+    assert push.is_success()  # the goal configuration solves the task
+
+
+def test_reach_success_flag(reach):
+    _, info = reach.reset(seed=6)
+    assert not info["is_success"]  # starts 8-25 cm from the goal
+    assert 0.08 <= info["distance"] <= 0.25
+    goal = reach.goal_config
+    reach.set_config(goal)
+    assert reach.is_success()
+    pos, rot = reach.ee_pose()
+    for offset, expected in [(0.03, True), (0.05, False)]:
+        q, err, _ = reach.controller.solve_ik(goal.joints, pos + [0, 0, offset], rot, iterations=100)
+        assert err < 1e-3
+        reach.set_config(SceneConfig(q, 0.0))
+        assert reach.is_success() is expected
+
+
+def test_cube_success_flag(push):
+    push.reset(seed=7)
+    spot = push.goal_config.cube_pos
+    start = push.robot.joints(push.data)
+    for offset, expected in [(0.0, True), (0.04, True), (0.06, False)]:
+        push.set_config(SceneConfig(start, 0.0, spot + [offset, 0, 0], 0.0))
+        assert push.is_success() is expected
+    assert spot[2] == pytest.approx(CUBE_HALF)
+
+
+def test_seeding_is_deterministic():
+    runs = []
+    for _ in range(2):
+        env = gym.make("FrankaPush-v0")
+        obs, info = env.reset(seed=11)
+        env.action_space.seed(11)
+        trace = [obs["state"], info["goal_state"], obs["rgb"]]
+        for _ in range(4):
+            obs, *_ = env.step(env.action_space.sample())
+            trace += [obs["state"], obs["joints"], obs["rgb"]]
+        runs.append(trace)
+        env.close()
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    other = gym.make("FrankaPush-v0")
+    assert not np.array_equal(other.reset(seed=12)[1]["goal_state"], runs[0][1])
+
+
+def test_truncation_by_step_budget():
+    env = gym.make("FrankaReach-v0", max_steps=3)
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(7))[3] for _ in range(3)]
+    assert flags == [False, False, True]
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["FrankaReach-v0", "FrankaPush-v0", "FrankaPickPlace-v0"])
+def test_gymnasium_env_checker(env_id):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def test_torchrl_gym_wrapper_rollout():
+    from torchrl.envs import GymWrapper
+
+    env = GymWrapper(gym.make("FrankaReach-v0", max_steps=5))
+    env.set_seed(0)
+    rollout = env.rollout(5)
+    assert rollout["next", "rgb"].shape == (5, 64, 64, 3)
+    assert rollout["next", "observation"].shape == (5, 7)  # torchrl's name for a "state" entry
+    assert rollout["next", "joints"].shape == (5, 7)
+    assert rollout["next", "truncated"][-1].item()
+    env.close()
+
+
+def test_reach_oracle_solves_episodes(reach):
+    policy = make_policy("reach", "oracle")
+    solved = 0
+    for seed in range(10):
+        obs, info = reach.reset(seed=100 + seed)
+        policy.reset(np.random.default_rng(seed))
+        for _ in range(reach.max_steps):
+            obs, _, _, truncated, info = reach.step(policy(obs, info))
+            if info["is_success"] or truncated:
+                break
+        solved += info["is_success"]
+    assert solved == 10
