@@ -121,7 +121,9 @@ def plot_energy_landscape(landscape: dict, path: str | os.PathLike) -> Path:
         index = [slice(None)] * 3
         index[k] = nearest[k]
         plane = energies[tuple(index)]  # [axis i, axis j]
-        im = ax.imshow(plane.T, origin="lower", extent=[axis[0], axis[-1], axis[0], axis[-1]], cmap="viridis")
+        half = (axis[1] - axis[0]) / 2 if len(axis) > 1 else 0.01  # pixel centres on the grid values
+        box = [axis[0] - half, axis[-1] + half]
+        im = ax.imshow(plane.T, origin="lower", extent=box + box, cmap="viridis")
         ax.scatter([true[i]], [true[j]], marker="*", s=150, c="red", label="true action")
         ax.set_xlabel(f"{names[i]} (m)")
         ax.set_ylabel(f"{names[j]} (m)")
@@ -145,7 +147,7 @@ def _summary(values: list[float]) -> dict:
 
 def evaluate(make_env, mpc: MPC, episodes: int, seed: int, out_dir: str | os.PathLike, *, videos: int = 2,
              video_format: str = "mp4", max_steps: int | None = None, landscape: bool = True,
-             metadata: dict | None = None, progress: bool = True) -> dict:
+             landscape_grid: int = 5, metadata: dict | None = None, progress: bool = True) -> dict:
     """Run `episodes` closed-loop episodes (env seeds ``seed + i``) and write the report into `out_dir`.
 
     `make_env()` builds a fresh env; the first `videos` episodes are saved as videos (observation | goal).
@@ -197,7 +199,7 @@ def evaluate(make_env, mpc: MPC, episodes: int, seed: int, out_dir: str | os.Pat
         ],
     }
     if landscape:
-        land = energy_landscape(env, mpc, seed=seed)
+        land = energy_landscape(env, mpc, seed=seed, grid=landscape_grid)
         (out / "energy_landscape.json").write_text(json.dumps(land))
         plot_energy_landscape(land, out / "energy_landscape.png")
         report["energy_landscape_argmin_error_m"] = land["argmin_error_m"]

@@ -1,0 +1,133 @@
+"""Closed-loop evaluation of a world model + planner on a simulator task (planning.evaluate does the work).
+
+    python scripts/evaluate.py --checkpoint runs/ac/latest.pt --task FrankaReach-v0 --episodes 30 --seed 0 \\
+        --out results/reach
+    python scripts/evaluate.py --world-model oracle --task FrankaReach-v0 --episodes 30 --out results/oracle
+
+Writes OUT/report.json (success rate with 95% Wilson interval, final distances, planning time per action),
+OUT/episode_XXX.mp4 (observation | goal) and OUT/energy_landscape.{png,json}. The planner sees the current
+image and state and the goal image; ``--world-model oracle`` instead plans on true end-effector positions of
+the current and goal observations (ORACLE mode: tests the loop, not a model).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gymnasium as gym
+import torch
+
+import envs  # noqa: F401  (registers the Franka tasks)
+from planning.cem import CEMConfig, CEMPlanner
+from planning.common import ENERGIES, ENERGY_STEPS, ActionSpace
+from planning.evaluate import evaluate
+from planning.gradient import GradientConfig, GradientPlanner
+from planning.mpc import MPC
+from planning.mppi import MPPIConfig, MPPIPlanner
+from planning.world_model import OracleWorldModel
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="AC-training checkpoint (keys encoder, predictor, config)")
+    p.add_argument("--world-model", choices=["vjepa", "oracle"], default="vjepa",
+                   help="vjepa: the checkpoint's encoder + predictor; oracle: true EE positions (ORACLE mode)")
+    p.add_argument("--task", default="FrankaReach-v0", help="gymnasium id registered by `import envs`")
+    p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED+i")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--max-steps", type=int, default=None, help="env steps per episode (default: the task's)")
+    p.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="gymnasium.make option, e.g. image_size=128 or control_hz=10 (repeatable)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--videos", type=int, default=2, help="save the first N episodes as videos")
+    p.add_argument("--video-format", choices=["mp4", "gif"], default="mp4")
+    p.add_argument("--no-landscape", action="store_true", help="skip the energy-landscape plot")
+    p.add_argument("--landscape-grid", type=int, default=5,
+                   help="grid points per axis of the landscape over +-7.5 cm (official notebook: 5)")
+    p.add_argument("--crop-aspect", type=float, default=None,
+                   help="center-crop aspect for encoding (default: the checkpoint's training value)")
+    # planner
+    p.add_argument("--planner", choices=["cem", "mppi", "gradient"], default="cem")
+    p.add_argument("--horizon", type=int, default=2)
+    p.add_argument("--samples", type=int, default=None,
+                   help="candidates per iteration (default: cem/mppi 400, gradient 8 parallel starts)")
+    p.add_argument("--iterations", type=int, default=None, help="default: cem/mppi 10, gradient 30")
+    p.add_argument("--topk", type=int, default=10, help="CEM elites")
+    p.add_argument("--momentum-mean", type=float, default=0.15, help="CEM mean momentum (xyz/rotation)")
+    p.add_argument("--momentum-std", type=float, default=0.15, help="CEM std momentum (xyz/rotation)")
+    p.add_argument("--temperature", type=float, default=0.1, help="MPPI temperature (x energy std)")
+    p.add_argument("--lr", type=float, default=0.01, help="gradient planner Adam step size")
+    p.add_argument("--maxnorm", type=float, default=0.05, help="max xyz delta per coordinate and step (m)")
+    p.add_argument("--plan-rotation", action="store_true", help="plan all 7 dims (official: rotation fixed 0)")
+    p.add_argument("--max-rotation", type=float, default=0.15, help="rotation delta box with --plan-rotation")
+    p.add_argument("--energy", choices=ENERGIES, default="l1", help="latent distance (official: l1)")
+    p.add_argument("--energy-steps", choices=ENERGY_STEPS, default="last",
+                   help="score the last predicted step (official) or the sum over all steps")
+    p.add_argument("--warm-start", action="store_true", help="start from the previous plan, shifted")
+    p.add_argument("--execute", type=int, default=1, help="planned actions executed before re-planning")
+    p.add_argument("--planner-seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def build_planner(args):
+    space = ActionSpace(maxnorm=args.maxnorm, max_rotation=args.max_rotation, plan_rotation=args.plan_rotation)
+    common = {"horizon": args.horizon, "action_space": space, "energy": args.energy,
+              "energy_steps": args.energy_steps, "warm_start": args.warm_start, "seed": args.planner_seed}
+    if args.planner == "cem":
+        return CEMPlanner(CEMConfig(samples=args.samples or 400, iterations=args.iterations or 10, topk=args.topk,
+                                    momentum_mean=args.momentum_mean, momentum_std=args.momentum_std, **common))
+    if args.planner == "mppi":
+        return MPPIPlanner(MPPIConfig(samples=args.samples or 400, iterations=args.iterations or 10,
+                                      temperature=args.temperature, **common))
+    return GradientPlanner(GradientConfig(samples=args.samples or 8, iterations=args.iterations or 30, lr=args.lr,
+                                          **common))
+
+
+def env_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--env-option: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = int(value)
+        except ValueError:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                options[key] = value
+    return options
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.world_model == "oracle":
+        world_model, oracle = OracleWorldModel(), True
+    else:
+        if not args.checkpoint:
+            raise SystemExit("--checkpoint is required with --world-model vjepa (or use --world-model oracle)")
+        from vjepa_ac.world_model import VJEPAWorldModel
+
+        world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device,
+                                                      crop_aspect=args.crop_aspect)
+        oracle = False
+    mpc = MPC(world_model, build_planner(args), execute=args.execute, oracle=oracle, device=args.device)
+    options = env_options(args.env_option)
+    metadata = {"task": args.task, "world_model": args.world_model, "checkpoint": args.checkpoint,
+                "env_options": options, "torch_threads": torch.get_num_threads()}
+    report = evaluate(lambda: gym.make(args.task, **options), mpc, args.episodes, args.seed, args.out,
+                      videos=args.videos, video_format=args.video_format, max_steps=args.max_steps,
+                      landscape=not args.no_landscape, landscape_grid=args.landscape_grid, metadata=metadata)
+    low, high = report["success_ci95"]
+    print(f"{args.task} [{args.world_model}, {args.planner}]: success {report['successes']}/{args.episodes} "
+          f"= {report['success_rate']:.1%} (95% CI {low:.1%}-{high:.1%}), final distance "
+          f"{report['final_distance_m']['mean'] * 100:.1f} cm mean, planning "
+          f"{report['planning_seconds_per_action']['mean']:.3f} s/action -> {Path(args.out) / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
