@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Run V-JEPA 2-AC model-predictive control on a Franka served by `scripts/franka_server.py`, and record it.
+
+Runs on the GPU workstation; the server runs on the robot computer. Example:
+
+  python scripts/deploy.py --controller tcp://172.16.0.1:5555 --goal-image goal.png \\
+      --checkpoint runs/ac/latest.pt --max-steps 40 --out deployments/
+
+Every observation and command is recorded: the episode is written in the DROID raw layout (so deployment
+data can be trained on) with a deploy_log.jsonl of every command, what the server executed and what it
+refused. The episode is written even when the run stops early (Ctrl-C, lost server); the robot is stopped
+first. Docs: docs/deployment.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from envs.controllers import RecordingController
+from envs.franka_client import FrankaClient
+from planning.cem import CEMConfig, CEMPlanner
+from planning.common import ActionSpace
+from planning.gradient import GradientConfig, GradientPlanner
+from planning.mpc import MPC, run_controller
+from planning.mppi import MPPIConfig, MPPIPlanner
+
+PLANNERS = {"cem": (CEMPlanner, CEMConfig), "mppi": (MPPIPlanner, MPPIConfig),
+            "gradient": (GradientPlanner, GradientConfig)}
+log = logging.getLogger("deploy")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--controller", required=True, help="robot server address, tcp://HOST:PORT")
+    p.add_argument("--goal-image", required=True, type=Path, help="goal image (PNG/JPEG) from the exterior camera")
+    p.add_argument("--checkpoint", required=True, type=Path, help="AC checkpoint (vjepa_ac.VJEPAWorldModel)")
+    p.add_argument("--out", type=Path, default=Path("deployments"),
+                   help="folder receiving the episode folder (default %(default)s)")
+    p.add_argument("--max-steps", type=int, default=40, help="actions to execute (default %(default)s)")
+    p.add_argument("--fps", type=float, default=4.0,
+                   help="recorded frame rate: the rate the planned actions stand for (default 4, V-JEPA 2-AC's)")
+    p.add_argument("--token-file", type=Path, help="shared secret of the server (default: $FRANKA_SERVER_TOKEN)")
+    p.add_argument("--timeout", type=float, default=0.5, help="per-request timeout, seconds (default %(default)s)")
+    p.add_argument("--no-home", action="store_true", help="start from the current pose instead of homing first")
+
+    g = p.add_argument_group("planner")
+    g.add_argument("--planner", choices=sorted(PLANNERS), default="cem")
+    g.add_argument("--horizon", type=int, help="planning horizon, steps (default: the planner's)")
+    g.add_argument("--samples", type=int, help="action sequences per iteration (default: the planner's)")
+    g.add_argument("--iterations", type=int, help="optimisation iterations per plan (default: the planner's)")
+    g.add_argument("--execute", type=int, default=1, help="planned actions executed before re-planning")
+    g.add_argument("--maxnorm", type=float, default=ActionSpace.maxnorm,
+                   help="planned xyz delta box, metres per step (default %(default)s, official)")
+    g.add_argument("--plan-rotation", action="store_true", help="also plan the rotation deltas (official: off)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p.parse_args(argv)
+
+
+def load_goal_image(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise SystemExit(f"--goal-image: {path} does not exist")
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def build_mpc(args) -> MPC:
+    from vjepa_ac.world_model import VJEPAWorldModel
+
+    planner_class, config_class = PLANNERS[args.planner]
+    overrides = {k: getattr(args, k) for k in ("horizon", "samples", "iterations") if getattr(args, k) is not None}
+    space = ActionSpace(maxnorm=args.maxnorm, plan_rotation=args.plan_rotation)
+    planner = planner_class(config_class(action_space=space, seed=args.seed, **overrides))
+    return MPC(VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device), planner, execute=args.execute,
+               device=args.device)
+
+
+def main(argv=None) -> Path:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    goal = load_goal_image(args.goal_image)
+    mpc = build_mpc(args)
+    token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
+    client = FrankaClient(args.controller, token=token, timeout_s=args.timeout)
+    log.info("connected to the %s backend at %s; limits %s", client.server_info["backend"], args.controller,
+             client.server_info["limits"])
+    robot = RecordingController(client)
+    episode = args.out / datetime.datetime.now().strftime("deploy_%Y%m%d_%H%M%S_%f")
+    error = None
+    try:
+        if not args.no_home:
+            robot.home()
+        result = run_controller(robot, mpc, goal, max_steps=args.max_steps, seed=args.seed,
+                                on_step=lambda obs, action, step: log.info(
+                                    "step: applied %s limited %s", np.round(step.applied, 4).tolist(),
+                                    list(step.limited)))
+        log.info("executed %d actions, %.2f s planning per action", result.steps, result.seconds_per_action)
+    except (Exception, KeyboardInterrupt) as exc:  # record what happened, stop the arm, then fail loudly
+        error = exc
+        try:
+            client.stop()
+        except Exception as stop_error:  # noqa: BLE001  the server may be gone; its watchdog holds the arm
+            log.error("could not send stop: %s", stop_error)
+    finally:
+        if robot.rows:
+            metadata = {"goal_image": str(args.goal_image), "checkpoint": str(args.checkpoint),
+                        "controller": args.controller, "planner": args.planner, "server": client.server_info,
+                        "error": None if error is None else f"{type(error).__name__}: {error}"}
+            path = robot.write_episode(episode, fps=args.fps, metadata=metadata)
+            Image.fromarray(goal).save(path / "goal.png")
+            print(f"episode written to {path}", flush=True)
+        client.close()
+    if error is not None:
+        log.error("deployment stopped: %s: %s", type(error).__name__, error)
+        sys.exit(1)
+    return episode
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""scripts/deploy.py end to end: a random-weight AC checkpoint planning against a real sim server process."""
+import json
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from serverproc import running_server
+
+import envs  # noqa: F401  registers the tasks
+from droid_data import read_episode
+from envs.franka_client import FrankaClient
+from vjepa_ac import ac_train
+
+DEPLOY = Path(__file__).resolve().parents[2] / "scripts" / "deploy.py"
+SEED = 3
+
+
+def load_deploy():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deploy_script", DEPLOY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A random-weight checkpoint in the AC-training layout and the goal image of the server's episode."""
+    folder = tmp_path_factory.mktemp("deploy_inputs")
+    torch.manual_seed(0)
+    cfg = ac_train.load_ac_config("ac-smoke")
+    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
+    predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
+    torch.save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
+                "config": ac_train.checkpoint_config(cfg, encoder, {}, None)}, folder / "ac.pt")
+    env = gym.make("FrankaReach-v0", image_size=32)
+    _, info = env.reset(seed=SEED)
+    Image.fromarray(info["goal_rgb"]).save(folder / "goal.png")
+    env.close()
+    return folder / "ac.pt", folder / "goal.png"
+
+
+def deploy_args(endpoint, checkpoint, goal, out, steps):
+    return ["--controller", endpoint, "--checkpoint", str(checkpoint), "--goal-image", str(goal),
+            "--out", str(out), "--max-steps", str(steps), "--samples", "16", "--iterations", "2", "--horizon", "1",
+            "--device", "cpu", "--log-level", "WARNING", "--timeout", "1"]
+
+
+def test_episode_end_to_end(inputs, tmp_path):
+    checkpoint, goal = inputs
+    with running_server("--seed", str(SEED), "--max-translation", "0.04") as (_, endpoint):
+        episode = load_deploy().main(deploy_args(endpoint, checkpoint, goal, tmp_path, steps=4))
+        with FrankaClient(endpoint, timeout_s=5.0) as client:
+            counts = client.ping()["counts"]
+    assert counts["steps_executed"] == 4
+
+    data = read_episode(episode)
+    assert data.num_frames == 5  # the observation after homing, then one after every action
+    log = [json.loads(line) for line in (episode / "deploy_log.jsonl").read_text().splitlines()]
+    assert [e["cmd"] for e in log] == ["home", "observe"] + ["step", "observe"] * 4
+    observed = np.array([e["state"] for e in log if e["cmd"] == "observe"])
+    np.testing.assert_allclose(data.states, observed, atol=1e-6)
+    assert data.joint_positions.shape == (5, 7) and data.roles["ext1"] == "exterior"
+    assert data.load_frames("ext1").shape == (5, 32, 32, 3)
+    for event in (e for e in log if e["cmd"] == "step"):
+        assert len(event["request"]) == 7 and np.linalg.norm(event["applied"][:3]) <= 0.04 + 1e-9
+    assert (episode / "goal.png").is_file()
+    metadata = json.loads(next(episode.glob("metadata_*.json")).read_text())
+    assert metadata["backend"] == "network" and metadata["error"] is None
+
+
+def test_server_killed_mid_episode_fails_fast_and_keeps_the_record(inputs, tmp_path):
+    checkpoint, goal = inputs
+    with running_server("--seed", str(SEED)) as (process, endpoint):
+        killed_at = []
+
+        def kill_after_three_steps():
+            with FrankaClient(endpoint, timeout_s=5.0) as watcher:
+                deadline = time.monotonic() + 60
+                while watcher.ping()["counts"].get("steps_executed", 0) < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            process.kill()
+            killed_at.append(time.monotonic())
+
+        threading.Thread(target=kill_after_three_steps, daemon=True).start()
+        with pytest.raises(SystemExit) as exit_info:
+            load_deploy().main(deploy_args(endpoint, checkpoint, goal, tmp_path, steps=500))
+        failed_at = time.monotonic()
+    assert exit_info.value.code == 1
+    # One request timeout (1 s) to notice, one more for the attempted stop, then the episode is written.
+    assert killed_at and failed_at - killed_at[0] < 5.0
+    episode = next(tmp_path.glob("deploy_*"))
+    data = read_episode(episode)
+    assert data.num_frames >= 3  # the start plus at least the first two steps (the kill may beat the third)
+    log = [json.loads(line) for line in (episode / "deploy_log.jsonl").read_text().splitlines()]
+    errors = [e for e in log if "error" in e]
+    metadata = json.loads(next(episode.glob("metadata_*.json")).read_text())
+    assert "ServerUnavailable" in metadata["error"]
+    assert not errors or "ServerUnavailable" in errors[-1]["error"]
