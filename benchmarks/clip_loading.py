@@ -4,8 +4,8 @@ Writes synthetic episodes (textured moving frames, H.264, 15 fps) into a tempora
 `droid_data.convert`, then times `RawClipDataset` and `CachedClipDataset` item loading (single process, the
 released clip spec: 8 frames at 4 fps) and prints a table.
 
-    python benchmarks/clip_loading.py                       # 180x320 video (DROID RLDS size), 64 px clips
-    python benchmarks/clip_loading.py --height 720 --width 1280 --size 256   # DROID raw HD
+    python benchmarks/clip_loading.py                       # DROID raw HD (720x1280) video, 256 px clips
+    python benchmarks/clip_loading.py --height 180 --width 320 --size 64 --episodes 6 --length 120  # small
 """
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ def time_items(dataset, count: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=6, help="synthetic episodes (default 6)")
-    parser.add_argument("--length", type=int, default=120, help="frames per episode (default 120 = 8 s at 15 fps)")
-    parser.add_argument("--height", type=int, default=180, help="native video height (default 180)")
-    parser.add_argument("--width", type=int, default=320, help="native video width (default 320)")
-    parser.add_argument("--size", type=int, default=64, help="training resolution (default 64)")
-    parser.add_argument("--clips", type=int, default=60, help="clips timed per reader (default 60)")
+    parser.add_argument("--episodes", type=int, default=3, help="synthetic episodes (default 3)")
+    parser.add_argument("--length", type=int, default=60, help="frames per episode (default 60 = 4 s at 15 fps)")
+    parser.add_argument("--height", type=int, default=720, help="native video height (default 720, DROID raw)")
+    parser.add_argument("--width", type=int, default=1280, help="native video width (default 1280, DROID raw)")
+    parser.add_argument("--size", type=int, default=256, help="training resolution (default 256, the released model)")
+    parser.add_argument("--clips", type=int, default=12, help="raw clips timed; the cache is timed on 10x as many (default 12)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     spec = ClipSpec(frames_per_clip=8, fps=4.0)

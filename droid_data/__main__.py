@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--skip-bad", action="store_true", help="leave out bad episodes (logged and recorded) instead of stopping")
     conv.add_argument("--workers", type=int, default=0, help="decoding processes (default 0 = this process)")
-    conv.add_argument("--chunk-frames", type=int, default=4, help="frames per zarr chunk (default 4)")
+    conv.add_argument("--chunk-frames", type=int, default=8, help="frames per zarr chunk (default 8)")
     conv.add_argument("--shard-frames", type=int, default=256, help="frames per zarr shard file (default 256)")
     conv.add_argument(
         "--state-keys", nargs="+", default=None,

@@ -13,9 +13,11 @@ episodes and the conventions)::
     episode_lengths     int64   [E]
     episode_fps         float64 [E]           the source video rate (clip stride = ceil(fps / target fps))
 
-Chunking: frames are chunked a few frames at a time (``chunk_frames``, default 4, about one clip stride) so a
-random clip decompresses little beyond what it uses, and chunks are grouped into shards of ``shard_frames``
-(default 256) so a large dataset is thousands of files, not millions. Other arrays are small and row-chunked.
+Chunking: a clip is read as one contiguous slice (first to last clip frame, 29 frames for the released 8 frames
+at 4 fps) and subsampled in memory, so frames are chunked ``chunk_frames`` (default 8) at a time: few enough
+chunk requests per clip (zarr's per-chunk overhead dominates at small resolutions) and little decompressed
+beyond the slice. Chunks are grouped into shards of ``shard_frames`` (default 256), so a large dataset is
+thousands of files, not millions. Measured with benchmarks/clip_loading.py. Other arrays are row-chunked.
 """
 from __future__ import annotations
 
@@ -144,7 +146,7 @@ def convert(
     cameras: Sequence[str] = ("left",),
     skip_bad: bool = False,
     workers: int = 0,
-    chunk_frames: int = 4,
+    chunk_frames: int = 8,
     shard_frames: int = 256,
     overwrite: bool = False,
     state_keys: Sequence[str] | None = None,

@@ -17,6 +17,7 @@ Randomness: with ``seed=None`` windows come from numpy's generator seeded by tor
 item i of epoch e is a pure function of (seed, e, i) — call ``set_epoch(e)`` each epoch, as with
 DistributedSampler — so a resumed run sees exactly the same clips.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,6 +41,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CachedClipDataset", "RawClipDataset
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OUTPUTS = ("uint8", "float")
+IN_MEMORY_BYTES = 256 * 2**20  # cached states/extrinsics smaller than this are read into RAM once per process
 DEFAULT_SPEC = ClipSpec()  # 8 frames at 4 fps, states every frame (the released AC config)
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ class _ClipDataset(torch.utils.data.Dataset):
 
     def _item(self, index: int, frames: np.ndarray, clip, camera: int) -> dict[str, torch.Tensor]:
         frames = torch.from_numpy(np.ascontiguousarray(frames))
-        extrinsics = clip.extrinsics if clip.extrinsics is not None else np.full((len(clip.states), 6), np.nan)
+        extrinsics = (
+            clip.extrinsics if clip.extrinsics is not None else np.full((len(clip.states), 6), np.nan)
+        )
         return {
             "frames": normalize_frames(frames) if self.output == "float" else frames,
             "states": torch.from_numpy(clip.states).to(self.dtype),
@@ -106,7 +110,9 @@ class CachedClipDataset(_ClipDataset):
         root = zarr.open_group(self.path, mode="r")
         attrs = dict(root.attrs)
         if attrs.get("format") != CACHE_FORMAT:
-            raise ValueError(f"{self.path}: not a droid_data clip cache (format {attrs.get('format')!r}, expected {CACHE_FORMAT!r})")
+            raise ValueError(
+                f"{self.path}: not a droid_data clip cache (format {attrs.get('format')!r}, expected {CACHE_FORMAT!r})"
+            )
         available = list(attrs["cameras"])
         self.cameras = list(cameras) if cameras is not None else available
         unknown = [c for c in self.cameras if c not in available]
@@ -123,36 +129,50 @@ class CachedClipDataset(_ClipDataset):
         self.episodes = [names[i] for i in np.flatnonzero(usable)]
         self._starts, self._lengths, self._fps = starts[usable], lengths[usable], fps[usable]
         self.size = tuple(attrs["size"])
-        self._root = None
+        self._handles = None
         self._pid = None
 
     def __len__(self) -> int:
         return len(self.episodes)
 
-    def _open(self):
-        if self._root is None or self._pid != os.getpid():  # one handle per DataLoader worker
-            self._root, self._pid = zarr.open_group(self.path, mode="r"), os.getpid()
-        return self._root
+    def _arrays(self) -> dict:
+        """Per-process handles (DataLoader workers open their own); states and extrinsics are read into RAM
+        once when they fit in IN_MEMORY_BYTES, else read per clip."""
+        if self._handles is None or self._pid != os.getpid():
+            root = zarr.open_group(self.path, mode="r")
+            handles = {"states": root["states"]}
+            for camera in self.cameras:
+                handles[f"frames/{camera}"] = root[f"frames/{camera}"]
+                handles[f"extrinsics/{camera}"] = root[f"extrinsics/{camera}"]
+            for name, array in handles.items():
+                if not name.startswith("frames/") and array.nbytes <= IN_MEMORY_BYTES:
+                    handles[name] = array[:]
+            self._handles, self._pid = handles, os.getpid()
+        return self._handles
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_root"] = None
+        state["_handles"] = None
         return state
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"{self.path}: item {index} out of range [0, {len(self)})")
-        root = self._open()
+        arrays = self._arrays()
         rng = self._rng(index)
         start, length = int(self._starts[index]), int(self._lengths[index])
         indices = sample_clip_indices(length, float(self._fps[index]), self.spec, rng)
         camera = int(rng.integers(len(self.cameras))) if len(self.cameras) > 1 else 0
+        name = self.cameras[camera]
         first, last = start + int(indices[0]), start + int(indices[-1]) + 1
-        # One contiguous read per array, then subsample: few chunks, no per-frame requests.
-        frames = root[f"frames/{self.cameras[camera]}"][first:last][indices - indices[0]]
-        states = root["states"][first:last]
-        extrinsics = root[f"extrinsics/{self.cameras[camera]}"][first:last]
-        clip = cut_clip(states, indices - indices[0], self.spec, extrinsics)
+        # One contiguous read, then subsample: a few neighbouring chunks, no per-frame requests.
+        frames = arrays[f"frames/{name}"][first:last][indices - indices[0]]
+        clip = cut_clip(
+            arrays["states"][first:last],
+            indices - indices[0],
+            self.spec,
+            arrays[f"extrinsics/{name}"][first:last],
+        )
         clip.indices = indices
         return self._item(index, frames, clip, camera)
 
@@ -188,7 +208,9 @@ class RawClipDataset(_ClipDataset):
         self.skipped: list[Problem] = []
         self.too_short = 0
         self._episodes = []
-        for ref in tqdm(list_episodes(source, state_keys=state_keys), desc="reading episodes", disable=not progress):
+        for ref in tqdm(
+            list_episodes(source, state_keys=state_keys), desc="reading episodes", disable=not progress
+        ):
             try:
                 episode = load_episode(ref)
                 for camera in self.cameras:
@@ -197,7 +219,9 @@ class RawClipDataset(_ClipDataset):
                 self._skip(Problem.from_error(error))
                 continue
             except KeyError as error:
-                self._skip(Problem(episode_name(ref), "missing_key", str(episode.metadata_path), str(error.args[0])))
+                self._skip(
+                    Problem(episode_name(ref), "missing_key", str(episode.metadata_path), str(error.args[0]))
+                )
                 continue
             if episode.num_frames < clip_span(spec, episode.fps):
                 self.too_short += 1
@@ -209,7 +233,9 @@ class RawClipDataset(_ClipDataset):
 
     def _skip(self, problem: Problem):
         if not self.skip_bad:
-            raise EpisodeError(problem.episode, problem.kind, problem.file, problem.reason + " (use skip_bad=True)")
+            raise EpisodeError(
+                problem.episode, problem.kind, problem.file, problem.reason + " (use skip_bad=True)"
+            )
         log.warning("skipping bad episode: %s", problem)
         self.skipped.append(problem)
 
@@ -229,8 +255,14 @@ class RawClipDataset(_ClipDataset):
                 frames = episode.load_frames(self.cameras[camera], indices)
             except (EpisodeError, *VIDEO_ERRORS) as error:
                 problem = (
-                    Problem.from_error(error) if isinstance(error, EpisodeError)
-                    else Problem(episode.name, "truncated_mp4", str(episode.video_path(self.cameras[camera])), str(error))
+                    Problem.from_error(error)
+                    if isinstance(error, EpisodeError)
+                    else Problem(
+                        episode.name,
+                        "truncated_mp4",
+                        str(episode.video_path(self.cameras[camera])),
+                        str(error),
+                    )
                 )
                 self._skip(problem)
                 continue
