@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 DEFAULT_TASK = "FrankaReach-v0"
@@ -49,14 +50,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def default_sim_data() -> Path:
-    """Simulator episodes in DROID raw format, collected once (the envs package does the work)."""
-    from envs.collect import collect_episodes
-
+    """Simulator episodes in DROID raw format, collected once by rank 0 (the envs package does the work)."""
     root = default_cache_dir() / "sim" / DEFAULT_TASK
-    if not (root / ".complete").exists():
+    done = root / ".complete"
+    if int(os.environ.get("RANK", "0")) != 0:
+        while not done.exists():  # other torchrun ranks wait for rank 0's collection
+            time.sleep(2)
+        return root
+    if not done.exists():
+        os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering
+        from envs.collect import collect_episodes
+
         print(f"generating {DEFAULT_EPISODES} {DEFAULT_TASK} episodes into {root} (first run only)")
-        collect_episodes(task=DEFAULT_TASK, episodes=DEFAULT_EPISODES, out=root, seed=0)
-        (root / ".complete").touch()
+        collect_episodes(DEFAULT_TASK, DEFAULT_EPISODES, seed=0, out=root)
+        done.touch()
     return root
 
 

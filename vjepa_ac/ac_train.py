@@ -152,13 +152,37 @@ def predictor_spec(cfg: ACTrainingConfig, embed_dim: int) -> dict[str, Any]:
             "use_activation_checkpointing": cfg.use_activation_checkpointing}
 
 
+def resolve_encoder_spec(cfg: ACTrainingConfig, checkpoint: str | os.PathLike | None) -> dict[str, Any]:
+    """``encoder_spec(cfg)``, or with ``encoder_name: from_checkpoint`` the architecture recorded in a
+    ``scripts/pretrain.py`` checkpoint (its ``config`` entry), so tiny custom encoders need no YAML copy."""
+    if cfg.encoder_name != "from_checkpoint":
+        return encoder_spec(cfg)
+    if checkpoint is None:
+        raise ValueError("ACTrainingConfig.encoder_name: 'from_checkpoint' needs an encoder checkpoint "
+                         "(--encoder-checkpoint), got none")
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "config" not in ckpt:
+        raise KeyError(f"{checkpoint}: encoder_name 'from_checkpoint' needs a checkpoint written by "
+                       "scripts/pretrain.py (with a 'config' entry); for official checkpoints set encoder_name "
+                       "(e.g. vit_giant_xformers)")
+    return {"name": "pretrain_config", "kwargs": ckpt["config"]}
+
+
 def build_encoder(spec: dict[str, Any]) -> nn.Module:
+    """Encoder from a spec: ``{"name": factory or class of vjepa_ac.models, "kwargs": {...}}``, or
+    ``{"name": "pretrain_config", "kwargs": <JEPATrainingConfig dict>}`` (rebuilt by vjepa_ac.pretrain)."""
+    if spec["name"] == "pretrain_config":
+        from vjepa_ac.config import from_dict
+        from vjepa_ac.pretrain import JEPATrainingConfig
+        from vjepa_ac.pretrain import build_encoder as build_pretrain_encoder
+
+        return build_pretrain_encoder(from_dict(JEPATrainingConfig, spec["kwargs"], source="encoder spec"))
     from vjepa_ac import models
 
     factory = getattr(models, spec["name"], None)
     if factory is None:
         raise ValueError(f"encoder name {spec['name']!r}: not a factory in vjepa_ac.models "
-                         f"(expected e.g. vit_tiny, vit_large, vit_giant_xformers)")
+                         f"(expected e.g. vit_tiny, vit_large, vit_giant_xformers, VisionTransformer)")
     return factory(**spec["kwargs"])
 
 
@@ -171,15 +195,23 @@ def build_predictor(spec: dict[str, Any]) -> nn.Module:
 def load_frozen_encoder(cfg: ACTrainingConfig, checkpoint: str | os.PathLike | None) -> nn.Module:
     """Build the encoder; load ``cfg.encoder_checkpoint_key`` from ``checkpoint`` (None: keep random init).
 
-    The encoder is put in eval mode with gradients off: it is never trained here.
+    The encoder is put in eval mode with gradients off (it is never trained here), and its token grid is
+    checked against ``img_size`` / ``patch_size`` of the config.
     """
-    encoder = build_encoder(encoder_spec(cfg))
+    encoder = build_encoder(resolve_encoder_spec(cfg, checkpoint))
     if checkpoint is not None:
         from vjepa_ac.checkpoint import load_pretrained
 
         load_pretrained(encoder, checkpoint, cfg.encoder_checkpoint_key)
-    encoder.requires_grad_(False)
-    return encoder.eval()
+    encoder.requires_grad_(False).eval()
+    probe = torch.zeros(1, cfg.img_size, cfg.img_size, 3, dtype=torch.uint8)
+    tokens = encode_images(encoder, probe, normalize_reps=False, tubelet_size=cfg.tubelet_size).shape[1]
+    grid = cfg.img_size // cfg.patch_size
+    if tokens != grid * grid:
+        raise ValueError(f"encoder of {checkpoint}: {tokens} tokens per {cfg.img_size}px frame, but the config's "
+                         f"img_size={cfg.img_size} / patch_size={cfg.patch_size} give {grid * grid}; "
+                         f"make img_size and patch_size match the encoder")
+    return encoder
 
 
 def images_to_input(images: torch.Tensor) -> torch.Tensor:
@@ -312,7 +344,7 @@ def checkpoint_config(cfg: ACTrainingConfig, encoder: nn.Module, data_info: dict
     embed_dim = int(encoder.embed_dim)
     return {
         "format": CHECKPOINT_FORMAT,
-        "encoder": encoder_spec(cfg),
+        "encoder": resolve_encoder_spec(cfg, encoder_checkpoint),
         "predictor": predictor_spec(cfg, embed_dim),
         "normalize_reps": cfg.normalize_reps,
         "img_size": cfg.img_size,
@@ -517,7 +549,7 @@ def write_random_encoder(cfg: ACTrainingConfig, path: Path) -> None:
 
     if not path.exists():
         torch.manual_seed(cfg.seed)
-        atomic_save({"encoder": build_encoder(encoder_spec(cfg)).state_dict()}, path)
+        atomic_save({"encoder": build_encoder(resolve_encoder_spec(cfg, None)).state_dict()}, path)
 
 
 def _replace(cfg: ACTrainingConfig, **changes) -> ACTrainingConfig:
@@ -551,7 +583,7 @@ def run(data: str | os.PathLike, encoder_checkpoint: str | os.PathLike | None, c
     encoder = load_frozen_encoder(cfg, encoder_checkpoint).to(dist.device)
     if dist.is_main:
         save_yaml(cfg, out_dir / "config.yaml")
-    spec = encoder_spec(cfg)
+    spec = resolve_encoder_spec(cfg, encoder_checkpoint)
 
     data = Path(data)
     if fc.is_feature_cache(data):
