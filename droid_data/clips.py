@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from droid_data.conventions import pose_diffs
+from droid_data.conventions import pose_diffs, to_camera_frame
 
 __all__ = ["Clip", "ClipSpec", "clip_stride", "cut_clip", "sample_clip_indices"]
 
@@ -82,13 +82,23 @@ class Clip:
     extrinsics: np.ndarray | None  # float64 [T / frameskip, 6] or None
 
 
-def cut_clip(states: np.ndarray, indices: np.ndarray, spec: ClipSpec, extrinsics: np.ndarray | None = None) -> Clip:
-    """States/actions/extrinsics of a clip from an episode's states [L, 7] (and extrinsics [L, 6])."""
+def cut_clip(
+    states: np.ndarray,
+    indices: np.ndarray,
+    spec: ClipSpec,
+    extrinsics: np.ndarray | None = None,
+    camera_frame: bool = False,
+) -> Clip:
+    """States/actions/extrinsics of a clip from an episode's states [L, 7] (and extrinsics [L, 6]).
+
+    With ``camera_frame`` the states are first expressed in the camera's frame at each step
+    (`to_camera_frame`, the official loader's option), so the actions are too.
+    """
     rows = indices[:: spec.frameskip]
     clip_states = np.asarray(states)[rows]
-    return Clip(
-        indices=indices,
-        states=clip_states,
-        actions=pose_diffs(clip_states),
-        extrinsics=None if extrinsics is None else np.asarray(extrinsics)[rows],
-    )
+    clip_extrinsics = None if extrinsics is None else np.asarray(extrinsics)[rows]
+    if camera_frame:
+        if clip_extrinsics is None or not np.isfinite(clip_extrinsics).all():
+            raise ValueError("camera_frame=True needs finite camera extrinsics for every clip step; this clip has none")
+        clip_states = to_camera_frame(clip_states, clip_extrinsics)
+    return Clip(indices=indices, states=clip_states, actions=pose_diffs(clip_states), extrinsics=clip_extrinsics)

@@ -12,6 +12,9 @@ collate batches them and ``torch.utils.data.DistributedSampler`` shards them lik
     indices     int64 [T]               frame indices within the episode
     episode     int64 []                position of the episode in ``dataset.episodes``
 
+With ``camera_frame=True`` states (hence actions) are expressed in the frame of the item's camera at each step
+(``to_camera_frame`` with its extrinsics), the official loader's ``camera_frame`` option.
+
 Randomness: with ``seed=None`` windows come from numpy's generator seeded by torch's per-worker RNG (so
 ``torch.manual_seed`` makes a run reproducible, as DataLoader seeds its workers from it). With an int ``seed``
 item i of epoch e is a pure function of (seed, e, i) — call ``set_epoch(e)`` each epoch, as with
@@ -57,10 +60,11 @@ def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
 class _ClipDataset(torch.utils.data.Dataset):
     """Shared sampling and output formatting."""
 
-    def __init__(self, spec: ClipSpec, output: str, seed: int | None, dtype: torch.dtype):
+    def __init__(self, spec: ClipSpec, output: str, seed: int | None, dtype: torch.dtype, camera_frame: bool):
         if output not in OUTPUTS:
             raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
         self.spec, self.output, self.seed, self.dtype = spec, output, seed, dtype
+        self.camera_frame = camera_frame
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -104,8 +108,9 @@ class CachedClipDataset(_ClipDataset):
         output: str = "uint8",
         seed: int | None = None,
         dtype: torch.dtype = torch.float32,
+        camera_frame: bool = False,
     ):
-        super().__init__(spec, output, seed, dtype)
+        super().__init__(spec, output, seed, dtype, camera_frame)
         self.path = str(path)
         root = zarr.open_group(self.path, mode="r")
         attrs = dict(root.attrs)
@@ -172,6 +177,7 @@ class CachedClipDataset(_ClipDataset):
             indices - indices[0],
             self.spec,
             arrays[f"extrinsics/{name}"][first:last],
+            camera_frame=self.camera_frame,
         )
         clip.indices = indices
         return self._item(index, frames, clip, camera)
@@ -202,8 +208,9 @@ class RawClipDataset(_ClipDataset):
         skip_bad: bool = False,
         state_keys: Sequence[str] | None = None,
         progress: bool = True,
+        camera_frame: bool = False,
     ):
-        super().__init__(spec, output, seed, dtype)
+        super().__init__(spec, output, seed, dtype, camera_frame)
         self.cameras, self.size, self.crop_aspect, self.skip_bad = list(cameras), size, crop_aspect, skip_bad
         self.skipped: list[Problem] = []
         self.too_short = 0
@@ -270,7 +277,7 @@ class RawClipDataset(_ClipDataset):
                 extrinsics = episode.extrinsics(self.cameras[camera])
             except KeyError:
                 extrinsics = None
-            clip = cut_clip(episode.states, indices, self.spec, extrinsics)
+            clip = cut_clip(episode.states, indices, self.spec, extrinsics, camera_frame=self.camera_frame)
             frames = center_crop_resize(frames, self.size, self.crop_aspect)
             return self._item(current, frames, clip, camera)
         raise RuntimeError(f"every one of the {len(self)} episodes failed to load; see the logged problems")

@@ -155,3 +155,16 @@ def test_raw_dataset_skips_bad_episodes_only_when_asked(tmp_path, write_tiny_epi
         item = tolerant[0]
     assert int(item["episode"]) == 1 and len(tolerant.skipped) == 1
     assert "skipping bad episode" in caplog.text
+
+
+def test_camera_frame_items_use_the_cameras_extrinsics(tmp_path, write_tiny_episode):
+    from droid_data import to_camera_frame
+
+    pose = np.array([0.5, -0.3, 0.4, 0.1, -0.2, 2.0])
+    _, states = write_tiny_episode("raw/ep", length=12, cameras=("1",), camera_extrinsics={"1": pose})
+    convert(tmp_path / "raw", tmp_path / "cache", size=16, cameras=["ext1"], progress=False)
+    item = CachedClipDataset(tmp_path / "cache", SPEC, seed=0, camera_frame=True, dtype=torch.float64)[0]
+    expected = to_camera_frame(states[item["indices"].numpy()], pose)
+    np.testing.assert_allclose(item["states"].numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(item["actions"].numpy(), pose_diffs(expected), atol=1e-12)
+    np.testing.assert_allclose(item["extrinsics"].numpy(), np.tile(pose, (4, 1)))

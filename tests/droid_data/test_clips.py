@@ -54,3 +54,20 @@ def test_spec_validation():
         ClipSpec(frames_per_clip=8, frameskip=3)
     with pytest.raises(ValueError, match="frames_per_clip"):
         ClipSpec(frames_per_clip=1)
+
+
+def test_camera_frame_option_transforms_states_then_diffs():
+    from droid_data.conventions import to_camera_frame
+    from droid_data.synthetic import random_states
+
+    rng = np.random.default_rng(4)
+    states = random_states(rng, 12)
+    extrinsics = random_states(rng, 12)[:, :6]
+    indices = np.arange(0, 12, 3)
+    spec = ClipSpec(frames_per_clip=4, fps=5.0)
+    clip = cut_clip(states, indices, spec, extrinsics, camera_frame=True)
+    expected = to_camera_frame(states[indices], extrinsics[indices])
+    np.testing.assert_allclose(clip.states, expected)
+    np.testing.assert_allclose(clip.actions, pose_diffs(expected))
+    with pytest.raises(ValueError, match="extrinsics"):
+        cut_clip(states, indices, spec, None, camera_frame=True)
