@@ -99,8 +99,8 @@ class PushExpert(Policy):
         # Finger axis across the push direction, so the flat of the closed fingers does the pushing.
         broadside = np.arctan2(direction[1], direction[0]) + np.pi / 2
         rotate = _keep_pointing_down(state) + np.array([0.0, 0.0, _yaw_delta(state, broadside, np.pi)])
-        if remaining < 0.01:
-            return _action(_toward(state, [*state[:2], low + 0.03]), rotate, CLOSE)  # done: ease off
+        if remaining < 0.015:  # done (success needs 5 cm): ease off and hold
+            return _action(_toward(state, [*state[:2], low + 0.03]), _keep_pointing_down(state), CLOSE)
         if along < -CUBE_HALF and across < 0.025 and state[2] < low + 0.02:
             target_xy = contact + direction * min(remaining, 0.04)  # push the cube by at most 4 cm
             return _action(_toward(state, [*target_xy, low]), rotate, CLOSE)
@@ -166,10 +166,16 @@ class PickPlaceExpert(Policy):
 
 
 class NoisyPolicy(Policy):
-    """An expert with Gaussian action noise and occasional bursts of random actions (it may fail)."""
+    """An expert at a random speed, with Gaussian action noise and occasional bursts of random actions.
 
-    def __init__(self, expert: Policy, noise: float = 0.25, burst_prob: float = 0.05, burst_len: int = 3):
-        self.expert, self.noise, self.burst_prob, self.burst_len = expert, noise, burst_prob, burst_len
+    Per episode: speed ~ U(speed_range) scales the expert's translations (slower, longer trajectories like a
+    teleoperator's), noise ~ U(noise_range) scales the Gaussian noise (in units of the per-step limits).
+    """
+
+    def __init__(self, expert: Policy, speed_range=(0.4, 1.0), noise_range=(0.1, 0.4), burst_prob: float = 0.05,
+                 burst_len: int = 3):
+        self.expert, self.speed_range, self.noise_range = expert, speed_range, noise_range
+        self.burst_prob, self.burst_len = burst_prob, burst_len
         self.name = f"noisy_{expert.name}"
         self.random = RandomPolicy()
 
@@ -178,6 +184,7 @@ class NoisyPolicy(Policy):
         self.expert.reset(rng)
         self.random.reset(rng)
         self.burst = 0
+        self.speed, self.noise = rng.uniform(*self.speed_range), rng.uniform(*self.noise_range)
 
     def __call__(self, obs, info):
         action = self.expert(obs, info)
@@ -186,6 +193,7 @@ class NoisyPolicy(Policy):
         if self.burst > 0:
             self.burst -= 1
             return self.random(obs, info)
+        action[:3] *= self.speed
         scale = np.array([STEP] * 3 + [0.15] * 3 + [0.5])
         return action + self.noise * scale * self.rng.standard_normal(7)
 
