@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             shard_frames=args.shard_frames, overwrite=args.overwrite, state_keys=args.state_keys,
             progress=not args.quiet,
         )
-    except (EpisodeError, FileExistsError, FileNotFoundError) as error:
+    except (EpisodeError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {report.out}: {report.episodes} episodes, {report.frames} frames, {len(report.skipped)} problem(s) skipped")

@@ -19,8 +19,10 @@ chunk requests per clip (zarr's per-chunk overhead dominates at small resolution
 beyond the slice. Chunks are grouped into shards of ``shard_frames`` (default 256), so a large dataset is
 thousands of files, not millions. Measured with benchmarks/clip_loading.py. Other arrays are row-chunked.
 """
+
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import datetime
@@ -72,7 +74,9 @@ def _check_episode(ref: EpisodeRef, cameras: Sequence[str]) -> tuple[Episode | N
         try:
             episode.serial(camera)
         except KeyError as error:
-            problems.append(Problem(episode.name, "missing_key", str(episode.metadata_path), str(error.args[0])))
+            problems.append(
+                Problem(episode.name, "missing_key", str(episode.metadata_path), str(error.args[0]))
+            )
             continue
         problem = check_video(episode, camera)
         if problem is not None:
@@ -89,14 +93,18 @@ def _resized_frames(job) -> tuple[dict[str, np.ndarray] | None, Problem | None]:
     out = {}
     for camera in cameras:
         try:
-            batches = [center_crop_resize(b, size, crop_aspect) for b in episode.iter_frames(camera, batch_size)]
+            batches = [
+                center_crop_resize(b, size, crop_aspect) for b in episode.iter_frames(camera, batch_size)
+            ]
         except VIDEO_ERRORS as error:
             path = episode.video_path(camera)
             return None, Problem(episode.name, "truncated_mp4", str(path), f"decoding failed ({error})")
         frames = np.concatenate(batches) if batches else np.zeros((0, *size, 3), np.uint8)
         if len(frames) != episode.num_frames:
             return None, Problem(
-                episode.name, "length_mismatch", str(episode.video_path(camera)),
+                episode.name,
+                "length_mismatch",
+                str(episode.video_path(camera)),
                 f"decoded {len(frames)} frames, expected {episode.num_frames} (one per state row)",
             )
         out[camera] = frames
@@ -177,7 +185,9 @@ def convert(
     def reject(problems: list[Problem]):
         if not skip_bad:
             first = problems[0]
-            raise EpisodeError(first.episode, first.kind, first.file, first.reason + " (use skip_bad / --skip-bad)")
+            raise EpisodeError(
+                first.episode, first.kind, first.file, first.reason + " (use skip_bad / --skip-bad)"
+            )
         for problem in problems:
             log.warning("skipping bad episode: %s", problem)
         skipped.extend(problems)
@@ -190,23 +200,59 @@ def convert(
         else:
             episodes.append(episode)
 
+    if not episodes:
+        raise ValueError(f"{source}: none of the {len(refs)} episodes is usable; {len(skipped)} problem(s) logged")
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # left over from an interrupted conversion
-    lengths = np.array([e.num_frames for e in episodes], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
-    total = int(lengths.sum())
-    root = zarr.open_group(str(partial), mode="w", zarr_format=3)
-    shard = max(chunk_frames, (shard_frames // chunk_frames) * chunk_frames)
-    frame_arrays = {
-        camera: root.create_array(
-            f"frames/{camera}", shape=(total, height, width, 3), dtype="uint8",
-            chunks=(chunk_frames, height, width, 3), shards=(shard, height, width, 3),
+    try:
+        root = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        _write_vectors(root, episodes, cameras)
+        bad = _write_frames(
+            root,
+            episodes,
+            cameras,
+            (height, width),
+            crop_aspect,
+            chunk_frames,
+            shard_frames,
+            workers,
+            reject,
+            progress,
         )
-        for camera in cameras
-    }
-    writers = {camera: _ShardWriter(array, shard) for camera, array in frame_arrays.items()}
+        keep = ~bad  # an episode whose video failed only while decoding keeps its rows but is not listed
+        lengths = np.array([e.num_frames for e in episodes], dtype=np.int64)
+        starts = np.cumsum(lengths) - lengths
+        root.create_array("episode_starts", data=starts[keep])
+        root.create_array("episode_lengths", data=lengths[keep])
+        root.create_array("episode_fps", data=np.array([e.fps for e in episodes], dtype=np.float64)[keep])
+        root.attrs.update(
+            {
+                "format": CACHE_FORMAT,
+                "size": [height, width],
+                "crop_aspect": crop_aspect,
+                "cameras": cameras,
+                "episodes": [e.name for e, k in zip(episodes, keep) if k],
+                "skipped": [dataclasses.asdict(p) for p in skipped],
+                "source": str(source) if isinstance(source, (str, os.PathLike)) else "list",
+                "created": datetime.datetime.now().isoformat(timespec="seconds"),
+                "conventions": "state = [x, y, z, rx, ry, rz, gripper], extrinsic Euler 'xyz'; "
+                "action_t = [xyz_{t+1} - xyz_t, euler_xyz(R_{t+1} R_t^T), g_{t+1} - g_t]",
+            }
+        )
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    converted = int(keep.sum())
+    if skipped:
+        log.warning("%d bad episode(s) skipped, %d converted", len({p.episode for p in skipped}), converted)
+    return ConvertReport(out, converted, int(lengths[keep].sum()), skipped)
 
+
+def _write_vectors(root, episodes: list[Episode], cameras: list[str]) -> None:
     def vector_array(name: str, values: list[np.ndarray], dim: int):
         data = np.concatenate(values) if values else np.zeros((0, dim))
         rows = max(1, min(65536, len(data)))
@@ -214,25 +260,60 @@ def convert(
 
     vector_array("states", [e.states for e in episodes], 7)
     vector_array("actions", [np.concatenate([pose_diffs(e.states), np.zeros((1, 7))]) for e in episodes], 7)
+    no_joints = [np.full((e.num_frames, 7), np.nan) for e in episodes]
     vector_array(
         "joint_positions",
-        [e.joint_positions if e.joint_positions is not None else np.full((e.num_frames, 7), np.nan) for e in episodes],
+        [e.joint_positions if e.joint_positions is not None else n for e, n in zip(episodes, no_joints)],
         7,
     )
     for camera in cameras:
         vector_array(f"extrinsics/{camera}", [_extrinsics_or_nan(e, camera) for e in episodes], 6)
 
-    # Frames: decode + resize (possibly in worker processes), written in episode order.
-    jobs = [(e, cameras, (height, width), crop_aspect, 32) for e in episodes]
-    bad_rows = np.zeros(len(episodes), dtype=bool)
+
+def _ordered_results(pool, function, jobs, ahead: int):
+    """Like pool.map, but at most `ahead` jobs in flight, so decoded episodes never pile up in memory."""
+    if pool is None:
+        yield from map(function, jobs)
+        return
+    pending = collections.deque()
+    for job in jobs:
+        pending.append(pool.submit(function, job))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _write_frames(
+    root, episodes, cameras, size, crop_aspect, chunk_frames, shard_frames, workers, reject, progress
+) -> np.ndarray:
+    """Decode, resize and write every episode's frames in order; returns which episodes failed to decode."""
+    height, width = size
+    total = sum(e.num_frames for e in episodes)
+    shard = max(chunk_frames, (shard_frames // chunk_frames) * chunk_frames)
+    writers = {
+        camera: _ShardWriter(
+            root.create_array(
+                f"frames/{camera}",
+                shape=(total, height, width, 3),
+                dtype="uint8",
+                chunks=(chunk_frames, height, width, 3),
+                shards=(shard, height, width, 3),
+            ),
+            shard,
+        )
+        for camera in cameras
+    }
+    jobs = [(e, cameras, size, crop_aspect, 32) for e in episodes]
+    bad = np.zeros(len(episodes), dtype=bool)
     bar = tqdm(total=total, desc="converting frames", unit="frame", disable=not progress)
     pool = concurrent.futures.ProcessPoolExecutor(workers) if workers > 0 else None
     try:
-        results = pool.map(_resized_frames, jobs) if pool else map(_resized_frames, jobs)
+        results = _ordered_results(pool, _resized_frames, jobs, ahead=2 * max(workers, 1))
         for number, (episode, (frames, problem)) in enumerate(zip(episodes, results)):
             if problem is not None:
                 reject([problem])  # raises unless skip_bad
-                bad_rows[number] = True
+                bad[number] = True
                 frames = {c: np.zeros((episode.num_frames, height, width, 3), np.uint8) for c in cameras}
             for camera in cameras:
                 writers[camera].append(frames[camera])
@@ -243,32 +324,7 @@ def convert(
             pool.shutdown(cancel_futures=True)
     for writer in writers.values():
         writer.close()
-
-    keep = ~bad_rows  # episodes whose video failed only while decoding keep their rows but are not listed
-    root.create_array("episode_starts", data=starts[keep])
-    root.create_array("episode_lengths", data=lengths[keep])
-    root.create_array("episode_fps", data=np.array([e.fps for e in episodes], dtype=np.float64)[keep])
-    root.attrs.update(
-        {
-            "format": CACHE_FORMAT,
-            "size": [height, width],
-            "crop_aspect": crop_aspect,
-            "cameras": cameras,
-            "episodes": [e.name for e, k in zip(episodes, keep) if k],
-            "skipped": [dataclasses.asdict(p) for p in skipped],
-            "source": str(source) if isinstance(source, (str, os.PathLike)) else "list",
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            "conventions": "state = [x, y, z, rx, ry, rz, gripper], extrinsic Euler 'xyz'; "
-            "action_t = [xyz_{t+1} - xyz_t, euler_xyz(R_{t+1} R_t^T), g_{t+1} - g_t]",
-        }
-    )
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
-    converted = int(keep.sum())
-    if skipped:
-        log.warning("%d bad episode(s) skipped, %d converted", len({p.episode for p in skipped}), converted)
-    return ConvertReport(out, converted, int(lengths[keep].sum()), skipped)
+    return bad
 
 
 def _extrinsics_or_nan(episode: Episode, camera: str) -> np.ndarray:
