@@ -34,13 +34,14 @@ class CommandRefused(RuntimeError):
 class FrankaClient(FrankaController):
     """`FrankaController` backed by a robot server at `address` (e.g. "tcp://127.0.0.1:5555").
 
-    timeout_s: per request (observe, step, gripper, stop, ping); home_timeout_s: for `home`, which blocks on the
+    timeout_s: per request (observe, step, gripper, stop, ping); a real arm's step waits up to its control period
+    (0.25 s by default) on the server, so keep it above that. home_timeout_s: for `home`, which blocks on the
     server until the arm arrives. token: the server's shared secret (default: $FRANKA_SERVER_TOKEN).
     """
 
     backend = "network"
 
-    def __init__(self, address: str, *, token: str | None = None, timeout_s: float = 0.5,
+    def __init__(self, address: str, *, token: str | None = None, timeout_s: float = 0.75,
                  home_timeout_s: float = 30.0, connect: bool = True):
         if not address.startswith("tcp://"):
             raise ValueError(f"FrankaClient address: expected 'tcp://HOST:PORT', got {address!r}")

@@ -46,7 +46,10 @@ class FrankyController(FrankaController):
     callable returning the latest uint8 [H, W, 3] RGB frame (e.g. envs.cameras.PyAVCamera); "rgb" is the
     exterior camera the world model sees. relative_dynamics_factor: fraction of the arm's velocity,
     acceleration and jerk limits franky may use (start low). gripper_grasp_above: closedness targets at or
-    above it become a force-controlled grasp (holds objects), lower ones a width move.
+    above it become a force-controlled grasp (holds objects), lower ones a width move. control_period_s: how
+    long `step` waits for the motion to arrive before returning (the duration one action stands for: 0.25 s
+    for a model trained at 4 fps); a motion still running then keeps going until the next command or until
+    the server's watchdog stops it. Raise relative_dynamics_factor until steps arrive within the period.
     """
 
     backend = "franky"
@@ -54,7 +57,7 @@ class FrankyController(FrankaController):
     def __init__(self, robot_ip: str, *, cameras: Mapping[str, Callable[[], np.ndarray]] | None = None,
                  relative_dynamics_factor: float = 0.05, home_joints=DROID_HOME_JOINTS,
                  gripper_speed: float = 0.05, gripper_force: float = 20.0, gripper_grasp_above: float = 0.9,
-                 gripper_deadband: float = 0.05, motion_join_timeout_s: float = 1.0):
+                 gripper_deadband: float = 0.05, motion_join_timeout_s: float = 1.0, control_period_s: float = 0.25):
         if not 0.0 < relative_dynamics_factor <= 1.0:
             raise ValueError(f"relative_dynamics_factor: expected a value in (0, 1], got {relative_dynamics_factor}")
         if cameras is not None and "rgb" not in cameras:
@@ -67,6 +70,7 @@ class FrankyController(FrankaController):
         self.gripper_grasp_above = gripper_grasp_above
         self.gripper_deadband = gripper_deadband
         self.motion_join_timeout_s = motion_join_timeout_s
+        self.control_period_s = control_period_s
 
         self.robot = self.franky.Robot(robot_ip)
         self.robot.recover_from_errors()
@@ -102,6 +106,8 @@ class FrankyController(FrankaController):
         self.robot.move(motion, asynchronous=True)
         if action[6] != 0.0:
             self._command_gripper(float(np.clip(self._closedness() + action[6], 0.0, 1.0)))
+        # Observations taken after a step should show its result, as in the training data.
+        self.robot.join_motion(timeout=self.control_period_s)
         return StepResult(applied=action)
 
     def _command_gripper(self, closedness: float) -> None:

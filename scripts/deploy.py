@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from envs.controllers import RecordingController
-from envs.franka_client import FrankaClient
+from envs.franka_client import CommandRefused, FrankaClient
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
 from planning.gradient import GradientConfig, GradientPlanner
@@ -48,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fps", type=float, default=4.0,
                    help="recorded frame rate: the rate the planned actions stand for (default 4, V-JEPA 2-AC's)")
     p.add_argument("--token-file", type=Path, help="shared secret of the server (default: $FRANKA_SERVER_TOKEN)")
-    p.add_argument("--timeout", type=float, default=0.5, help="per-request timeout, seconds (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=0.75,
+                   help="per-request timeout, seconds; a lost server is reported after it (default %(default)s)")
     p.add_argument("--no-home", action="store_true", help="start from the current pose instead of homing first")
 
     g = p.add_argument_group("planner")
@@ -104,7 +105,7 @@ def main(argv=None) -> Path:
                                     "step: applied %s limited %s", np.round(step.applied, 4).tolist(),
                                     list(step.limited)))
         log.info("executed %d actions, %.2f s planning per action", result.steps, result.seconds_per_action)
-    except (Exception, KeyboardInterrupt) as exc:  # record what happened, stop the arm, then fail loudly
+    except BaseException as exc:  # noqa: BLE001  stop the arm and record the episode first; re-raised below
         error = exc
         try:
             client.stop()
@@ -119,9 +120,11 @@ def main(argv=None) -> Path:
             Image.fromarray(goal).save(path / "goal.png")
             print(f"episode written to {path}", flush=True)
         client.close()
-    if error is not None:
+    if isinstance(error, (ConnectionError, CommandRefused, KeyboardInterrupt)):  # expected at a robot: no traceback
         log.error("deployment stopped: %s: %s", type(error).__name__, error)
         sys.exit(1)
+    if error is not None:
+        raise error
     return episode
 
 

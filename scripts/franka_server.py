@@ -33,6 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="interface to bind (default 127.0.0.1: this computer only; 0.0.0.0 for the network, "
                         "then set a token)")
     p.add_argument("--port", type=int, default=5555, help="TCP port (0: any free port, printed at start)")
+    p.add_argument("--image-size", type=int, default=256,
+                   help="side of the square observation images, pixels: sim renders, camera crops (default 256)")
     p.add_argument("--token-file", type=Path,
                    help="file holding the shared secret clients must send (default: $FRANKA_SERVER_TOKEN, else none)")
 
@@ -56,13 +58,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("sim backend")
     g.add_argument("--task", default="FrankaReach-v0", help="envs task id (default %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of the task's reset (start and goal) (default 0)")
-    g.add_argument("--image-size", type=int, default=256, help="rendered image side, pixels (default %(default)s)")
     g.add_argument("--control-hz", type=float, help="sim control rate, Hz (default: the env's, 4 Hz as V-JEPA 2-AC)")
 
     f = p.add_argument_group("franky backend")
     f.add_argument("--robot-ip", help="FCI address of the Franka control box, e.g. 172.16.0.2")
     f.add_argument("--dynamics-factor", type=float, default=0.05,
                    help="fraction of the arm's velocity/acceleration/jerk limits franky may use (default %(default)s)")
+    f.add_argument("--control-period", type=float, default=0.25,
+                   help="seconds a step waits for the arm to arrive before replying (default 0.25: one 4 fps frame)")
     f.add_argument("--camera", action="append", default=[], metavar="NAME=SOURCE",
                    help="camera for observations, opened with PyAV (a device, stream URL or file); NAME 'rgb' is the "
                         "exterior camera the planner sees, others must end in '_rgb'. Repeat for more cameras.")
@@ -93,7 +96,8 @@ def build_controller(args):
         cameras[name] = PyAVCamera(source, size=args.image_size, input_format=args.camera_format)
     if "rgb" not in cameras:
         raise SystemExit("--backend franky needs --camera rgb=SOURCE (the exterior camera the planner sees)")
-    return FrankyController(args.robot_ip, cameras=cameras, relative_dynamics_factor=args.dynamics_factor)
+    return FrankyController(args.robot_ip, cameras=cameras, relative_dynamics_factor=args.dynamics_factor,
+                            control_period_s=args.control_period)
 
 
 def main(argv=None) -> None:

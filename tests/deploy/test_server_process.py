@@ -94,22 +94,42 @@ def test_fuzzing_reached_the_robot_and_every_limit(fuzz_server):
         assert counts.get(code, 0) > 0, counts
 
 
-def test_watchdog_holds_a_silent_arm():
-    with running_server("--watchdog-ms", "150", "--max-rate-hz", "100") as (_, endpoint), \
-            FrankaClient(endpoint, timeout_s=5.0) as client:
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    """A server with a token, a 10 Hz command-rate limit and a 300 ms watchdog."""
+    token = tmp_path_factory.mktemp("secret") / "token"
+    token.write_text("s3cret\n")
+    with running_server("--token-file", str(token), "--watchdog-ms", "300", "--max-rate-hz", "10") as (_, endpoint):
+        yield endpoint
+
+
+def test_watchdog_holds_a_silent_arm(guarded_server):
+    with FrankaClient(guarded_server, token="s3cret", timeout_s=5.0) as client:
         client.home()
-        for _ in range(5):  # a live client keeps the arm enabled
+        trips = client.ping()["counts"].get("watchdog", 0)
+        for _ in range(4):  # a live client keeps the arm enabled
             client.step([0.01, 0, 0, 0, 0, 0, 0])
-            time.sleep(0.05)
+            time.sleep(0.12)
             assert client.ping()["holding"] is False
-        time.sleep(0.4)
-        assert client.ping()["holding"] is True  # the watchdog stopped the arm
-        assert client.ping()["counts"]["watchdog"] == 1
+        time.sleep(0.7)
+        pong = client.ping()
+        assert pong["holding"] is True and pong["counts"]["watchdog"] == trips + 1  # the watchdog stopped the arm
         held = client.observe(images=False)["state"]
         time.sleep(0.2)
         np.testing.assert_allclose(client.observe(images=False)["state"], held, atol=1e-9)
         client.step([0.01, 0, 0, 0, 0, 0, 0])  # a fresh command resumes
         assert client.ping()["holding"] is False
+
+
+def test_token_and_rate_limit_over_the_wire(guarded_server):
+    with pytest.raises(CommandRefused, match="unauthorized"):
+        FrankaClient(guarded_server, token="wrong", timeout_s=5.0)
+    with FrankaClient(guarded_server, token="s3cret", timeout_s=5.0) as client:
+        time.sleep(0.15)
+        client.step([0.01, 0, 0, 0, 0, 0, 0])
+        with pytest.raises(CommandRefused) as refused:
+            client.step([0.01, 0, 0, 0, 0, 0, 0])  # within 100 ms of the previous one
+        assert refused.value.code == protocol.RATE_LIMITED
 
 
 def test_killed_server_gives_a_client_error_within_a_second_then_reconnects():
@@ -130,15 +150,3 @@ def test_killed_server_gives_a_client_error_within_a_second_then_reconnects():
         assert client.ping()["backend"] == "sim"
         assert client.observe(images=False)["state"].shape == (7,)
     client.close()
-
-
-def test_token_and_rate_limit_over_the_wire(tmp_path):
-    (tmp_path / "token").write_text("s3cret\n")
-    with running_server("--token-file", str(tmp_path / "token"), "--max-rate-hz", "5") as (_, endpoint):
-        with pytest.raises(CommandRefused, match="unauthorized"):
-            FrankaClient(endpoint, token="wrong", timeout_s=5.0)
-        with FrankaClient(endpoint, token="s3cret", timeout_s=5.0) as client:
-            client.step([0.01, 0, 0, 0, 0, 0, 0])
-            with pytest.raises(CommandRefused) as refused:
-                client.step([0.01, 0, 0, 0, 0, 0, 0])
-            assert refused.value.code == protocol.RATE_LIMITED
