@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate",
-        help="check every episode; exit code 1 if any is bad",
+        help="check every episode; exit code 1 if any is bad, 2 if none was found",
         description="Report every bad episode with its file and reason. Kinds: "
         + "; ".join(f"{k} ({v})" for k, v in CORRUPTION_KINDS.items()),
     )
@@ -60,7 +60,14 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "validate":
-        count, problems = validate_episodes(args.root, args.cameras, args.decode_all, progress=not args.quiet)
+        try:
+            count, problems = validate_episodes(args.root, args.cameras, args.decode_all, progress=not args.quiet)
+        except (FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if count == 0:
+            print(f"error: no episodes (folders holding trajectory.h5) found under {args.root}", file=sys.stderr)
+            return 2
         print(format_report(count, problems))
         return 1 if problems else 0
 

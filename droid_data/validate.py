@@ -22,6 +22,7 @@ from droid_data.episode import (
     read_metadata,
     read_trajectory_h5,
 )
+from droid_data.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from droid_data.video import VIDEO_ERRORS, probe_video
 
 __all__ = ["Problem", "check_video", "format_report", "validate_episode", "validate_episodes"]
@@ -52,7 +53,7 @@ def check_video(episode: Episode, camera: str, decode_all: bool = False) -> Prob
     start, count = episode.video_frame_range(camera)
 
     def problem(kind: str, reason: str) -> Problem:
-        return Problem(str(episode.path), kind, str(path), reason)
+        return Problem(episode.name, kind, str(path), reason)
 
     if not path.is_file():
         return problem("missing_mp4", f"camera {camera!r}: file does not exist")
@@ -128,12 +129,29 @@ def validate_episodes(
     decode_all: bool = False,
     progress: bool = True,
 ) -> tuple[int, list[Problem]]:
-    """Validate every episode of a root folder / index file / list -> (number of episodes, problems)."""
+    """Validate every episode of a root folder / index file / list, or a LeRobot dataset folder
+    -> (number of episodes, problems)."""
+    if isinstance(source, (str, os.PathLike)) and is_lerobot_dataset(source):
+        return _validate_lerobot(source, cameras, decode_all, progress)
     folders = find_episodes(source)
     problems: list[Problem] = []
     for folder in tqdm(folders, desc="validate", unit="episode", disable=not progress):
         problems.extend(validate_episode(folder, cameras, decode_all))
     return len(folders), problems
+
+
+def _validate_lerobot(root, cameras, decode_all: bool, progress: bool) -> tuple[int, list[Problem]]:
+    try:
+        episodes = read_lerobot_dataset(root)
+    except EpisodeError as error:  # the tables themselves are bad: one problem for the dataset
+        return 1, [Problem.from_error(error)]
+    problems = []
+    for episode in tqdm(episodes, desc="validate", unit="episode", disable=not progress):
+        for camera in cameras if cameras is not None else episode.cameras:
+            found = check_video(episode, camera, decode_all)
+            if found is not None:
+                problems.append(found)
+    return len(episodes), problems
 
 
 def format_report(num_episodes: int, problems: list[Problem]) -> str:

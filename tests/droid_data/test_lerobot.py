@@ -157,3 +157,14 @@ def test_unmappable_state_is_a_clear_error(tmp_path):
         read_lerobot_dataset(tmp_path)
     with pytest.raises(EpisodeError, match="give 14 values, expected 7"):
         read_lerobot_dataset(tmp_path, state_keys=["observation.state", "action"])
+
+
+def test_validator_checks_lerobot_videos(tmp_path):
+    from droid_data.validate import validate_episodes
+
+    write_v21(tmp_path, [random_states(np.random.default_rng(4), 6), random_states(np.random.default_rng(5), 7)])
+    assert validate_episodes(tmp_path, progress=False) == (2, [])
+    (tmp_path / f"videos/chunk-000/{CAMERA}/episode_000001.mp4").unlink()
+    count, problems = validate_episodes(tmp_path, progress=False)
+    assert count == 2 and [p.kind for p in problems] == ["missing_mp4"]
+    assert problems[0].episode.endswith("#episode_000001")

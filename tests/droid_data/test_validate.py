@@ -137,3 +137,8 @@ def test_cli_exit_codes(tmp_path, write_tiny_episode, capsys):
     bad = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1, bad.stderr
     assert "truncated_mp4" in bad.stdout and f"{SERIAL}.mp4" in bad.stdout
+
+
+def test_cli_with_no_episodes_exits_2(tmp_path, capsys):
+    assert main(["validate", str(tmp_path), "--quiet"]) == 2
+    assert "no episodes" in capsys.readouterr().err
