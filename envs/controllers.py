@@ -97,10 +97,9 @@ class SimController(FrankaController):
         self.env = env
 
     def observe(self, images: bool = True) -> dict:
-        if images:
-            obs = self.env.observe()
-            return {**obs, "state": obs["state"].astype(np.float64), "joints": obs["joints"].astype(np.float64)}
-        return {"state": self.env.state(), "joints": self.env.robot.joints(self.env.data)}
+        # float64 state and joints either way (the env's observation dict holds float32 copies).
+        exact = {"state": self.env.state(), "joints": self.env.robot.joints(self.env.data)}
+        return {**self.env.observe(), **exact} if images else exact
 
     def step(self, action) -> StepResult:
         action = as_action(action, "SimController.step")

@@ -91,7 +91,10 @@ def main(argv=None) -> Path:
     goal = load_goal_image(args.goal_image)
     mpc = build_mpc(args)
     token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
-    client = FrankaClient(args.controller, token=token, timeout_s=args.timeout)
+    try:
+        client = FrankaClient(args.controller, token=token, timeout_s=args.timeout)
+    except (ConnectionError, CommandRefused) as exc:
+        raise SystemExit(f"--controller {args.controller}: {exc}") from None
     log.info("connected to the %s backend at %s; limits %s", client.server_info["backend"], args.controller,
              client.server_info["limits"])
     robot = RecordingController(client)

@@ -103,3 +103,10 @@ def test_server_killed_mid_episode_fails_fast_and_keeps_the_record(inputs, tmp_p
     metadata = json.loads(next(episode.glob("metadata_*.json")).read_text())
     assert "ServerUnavailable" in metadata["error"]
     assert not errors or "ServerUnavailable" in errors[-1]["error"]
+
+
+def test_no_server_is_a_clear_error_before_anything_moves(inputs, tmp_path):
+    checkpoint, goal = inputs
+    with pytest.raises(SystemExit, match="did not answer 'ping'"):
+        load_deploy().main(deploy_args("tcp://127.0.0.1:9", checkpoint, goal, tmp_path, steps=1))
+    assert not list(tmp_path.iterdir())  # nothing recorded: nothing happened
