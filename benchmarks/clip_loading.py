@@ -7,6 +7,7 @@ released clip spec: 8 frames at 4 fps) and prints a table.
     python benchmarks/clip_loading.py                       # DROID raw HD (720x1280) video, 256 px clips
     python benchmarks/clip_loading.py --height 180 --width 320 --size 64 --episodes 6 --length 120  # small
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,28 @@ def time_items(dataset, count: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--episodes", type=int, default=3, help="synthetic episodes (default 3)")
-    parser.add_argument("--length", type=int, default=60, help="frames per episode (default 60 = 4 s at 15 fps)")
-    parser.add_argument("--height", type=int, default=720, help="native video height (default 720, DROID raw)")
-    parser.add_argument("--width", type=int, default=1280, help="native video width (default 1280, DROID raw)")
-    parser.add_argument("--size", type=int, default=256, help="training resolution (default 256, the released model)")
-    parser.add_argument("--clips", type=int, default=12, help="raw clips timed; the cache is timed on 10x as many (default 12)")
+    parser.add_argument(
+        "--length", type=int, default=60, help="frames per episode (default 60 = 4 s at 15 fps)"
+    )
+    parser.add_argument(
+        "--height", type=int, default=720, help="native video height (default 720, DROID raw)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=1280, help="native video width (default 1280, DROID raw)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=256, help="training resolution (default 256, the released model)"
+    )
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=12,
+        help="raw clips timed; the cache is timed on 10x as many (default 12)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     spec = ClipSpec(frames_per_clip=8, fps=4.0)
@@ -64,8 +80,10 @@ def main() -> None:
         raw_rate = time_items(raw, args.clips)
         cached_rate = time_items(cached, args.clips * 10)
 
-    print(f"{args.episodes} episodes x {args.length} frames, {args.height}x{args.width} H.264 -> {args.size} px, "
-          f"clips of {spec.frames_per_clip} frames at {spec.fps} fps; conversion took {convert_seconds:.1f} s")
+    print(
+        f"{args.episodes} episodes x {args.length} frames, {args.height}x{args.width} H.264 -> {args.size} px, "
+        f"clips of {spec.frames_per_clip} frames at {spec.fps} fps; conversion took {convert_seconds:.1f} s"
+    )
     print(f"| {'reader':<22} | {'clips/s':>9} | {'speed-up':>8} |")
     print(f"|{'-' * 24}|{'-' * 11}|{'-' * 10}|")
     print(f"| {'raw episodes (PyAV)':<22} | {raw_rate:>9.1f} | {1.0:>7.1f}x |")

@@ -1,5 +1,6 @@
 """droid_data: DROID raw-format episodes (read, write, validate), the V-JEPA 2-AC state/action conventions,
 a zarr clip cache and torch datasets of clips, and a LeRobot v2/v3 reader. See docs/droid_data.md."""
+
 from droid_data.cache import convert
 from droid_data.clips import ClipSpec, sample_clip_indices
 from droid_data.conventions import (

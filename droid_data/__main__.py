@@ -1,4 +1,5 @@
 """Command line: ``python -m droid_data {validate,convert} ...`` (``--help`` on each for every flag)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,35 +21,56 @@ def _parser() -> argparse.ArgumentParser:
         description="Report every bad episode with its file and reason. Kinds: "
         + "; ".join(f"{k} ({v})" for k, v in CORRUPTION_KINDS.items()),
     )
-    validate.add_argument("root", help="episode root folder (searched recursively), or an index file (CSV/text)")
     validate.add_argument(
-        "--cameras", nargs="+", default=None,
+        "root", help="episode root folder (searched recursively), or an index file (CSV/text)"
+    )
+    validate.add_argument(
+        "--cameras",
+        nargs="+",
+        default=None,
         help="cameras to check (roles like left/ext1/wrist or serials; default: every camera the metadata names)",
     )
-    validate.add_argument("--decode-all", action="store_true", help="decode every frame (slow; default: first and last)")
+    validate.add_argument(
+        "--decode-all", action="store_true", help="decode every frame (slow; default: first and last)"
+    )
     validate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     conv = commands.add_parser(
-        "convert", help="write a zarr v3 clip cache for fast training",
+        "convert",
+        help="write a zarr v3 clip cache for fast training",
         description="Convert DROID raw episodes (or a LeRobot v2/v3 folder) into a zarr v3 clip cache.",
     )
     conv.add_argument("root", help="episode root folder, index file (CSV/text) or LeRobot dataset folder")
     conv.add_argument("out", help="output store folder (written to OUT.partial, renamed when done)")
-    conv.add_argument("--size", type=int, nargs="+", default=[256], help="output resolution: S or H W (default 256)")
     conv.add_argument(
-        "--crop-aspect", type=float, default=1.0,
+        "--size", type=int, nargs="+", default=[256], help="output resolution: S or H W (default 256)"
+    )
+    conv.add_argument(
+        "--crop-aspect",
+        type=float,
+        default=1.0,
         help="width/height of the center crop before resizing (1.0 square; 1.35 = the official training crop)",
     )
     conv.add_argument(
-        "--cameras", nargs="+", default=["left"],
+        "--cameras",
+        nargs="+",
+        default=["left"],
         help="cameras to store (default: left, the official view; e.g. left right wrist, ext1, a serial, or LeRobot keys)",
     )
-    conv.add_argument("--skip-bad", action="store_true", help="leave out bad episodes (logged and recorded) instead of stopping")
+    conv.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out bad episodes (logged and recorded) instead of stopping",
+    )
     conv.add_argument("--workers", type=int, default=0, help="decoding processes (default 0 = this process)")
     conv.add_argument("--chunk-frames", type=int, default=8, help="frames per zarr chunk (default 8)")
-    conv.add_argument("--shard-frames", type=int, default=256, help="frames per zarr shard file (default 256)")
     conv.add_argument(
-        "--state-keys", nargs="+", default=None,
+        "--shard-frames", type=int, default=256, help="frames per zarr shard file (default 256)"
+    )
+    conv.add_argument(
+        "--state-keys",
+        nargs="+",
+        default=None,
         help="LeRobot only: features concatenated into the 7-D state (default: DROID port keys or observation.state)",
     )
     conv.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -61,12 +83,16 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "validate":
         try:
-            count, problems = validate_episodes(args.root, args.cameras, args.decode_all, progress=not args.quiet)
+            count, problems = validate_episodes(
+                args.root, args.cameras, args.decode_all, progress=not args.quiet
+            )
         except (FileNotFoundError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         if count == 0:
-            print(f"error: no episodes (folders holding trajectory.h5) found under {args.root}", file=sys.stderr)
+            print(
+                f"error: no episodes (folders holding trajectory.h5) found under {args.root}", file=sys.stderr
+            )
             return 2
         print(format_report(count, problems))
         return 1 if problems else 0
@@ -74,15 +100,25 @@ def main(argv=None) -> int:
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
     try:
         report = convert(
-            args.root, args.out, size=size, crop_aspect=args.crop_aspect, cameras=args.cameras,
-            skip_bad=args.skip_bad, workers=args.workers, chunk_frames=args.chunk_frames,
-            shard_frames=args.shard_frames, overwrite=args.overwrite, state_keys=args.state_keys,
+            args.root,
+            args.out,
+            size=size,
+            crop_aspect=args.crop_aspect,
+            cameras=args.cameras,
+            skip_bad=args.skip_bad,
+            workers=args.workers,
+            chunk_frames=args.chunk_frames,
+            shard_frames=args.shard_frames,
+            overwrite=args.overwrite,
+            state_keys=args.state_keys,
             progress=not args.quiet,
         )
     except (EpisodeError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {report.out}: {report.episodes} episodes, {report.frames} frames, {len(report.skipped)} problem(s) skipped")
+    print(
+        f"wrote {report.out}: {report.episodes} episodes, {report.frames} frames, {len(report.skipped)} problem(s) skipped"
+    )
     for problem in report.skipped:
         print(f"SKIPPED {problem}")
     return 0

@@ -201,7 +201,9 @@ def convert(
             episodes.append(episode)
 
     if not episodes:
-        raise ValueError(f"{source}: none of the {len(refs)} episodes is usable; {len(skipped)} problem(s) logged")
+        raise ValueError(
+            f"{source}: none of the {len(refs)} episodes is usable; {len(skipped)} problem(s) logged"
+        )
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # left over from an interrupted conversion

@@ -18,6 +18,7 @@ Differences to the official loader, which are bugs there: it draws ``end ~ randi
 and ``start = end - fpc*stride``, so the last ``stride`` frames of a video are never used, and an episode of
 exactly ``fpc*stride`` frames crashes (hidden by its retry loop). Here an episode needs only ``span`` frames.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,9 @@ class ClipSpec:
 
     frames_per_clip: int = 8
     fps: float | None = 4.0  # target rate; None keeps the video's rate
-    frameskip: int = 1  # states/actions every `frameskip` clip frames (the tubelet size if latents are per tubelet)
+    frameskip: int = (
+        1  # states/actions every `frameskip` clip frames (the tubelet size if latents are per tubelet)
+    )
 
     def __post_init__(self):
         if self.frames_per_clip < 2:
@@ -61,7 +64,9 @@ def clip_span(spec: ClipSpec, video_fps: float) -> int:
     return (spec.frames_per_clip - 1) * clip_stride(video_fps, spec.fps) + 1
 
 
-def sample_clip_indices(num_frames: int, video_fps: float, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
+def sample_clip_indices(
+    num_frames: int, video_fps: float, spec: ClipSpec, rng: np.random.Generator
+) -> np.ndarray:
     """Frame indices int64 [frames_per_clip] of a uniformly random valid window. ValueError if too short."""
     stride = clip_stride(video_fps, spec.fps)
     span = clip_span(spec, video_fps)
@@ -99,6 +104,10 @@ def cut_clip(
     clip_extrinsics = None if extrinsics is None else np.asarray(extrinsics)[rows]
     if camera_frame:
         if clip_extrinsics is None or not np.isfinite(clip_extrinsics).all():
-            raise ValueError("camera_frame=True needs finite camera extrinsics for every clip step; this clip has none")
+            raise ValueError(
+                "camera_frame=True needs finite camera extrinsics for every clip step; this clip has none"
+            )
         clip_states = to_camera_frame(clip_states, clip_extrinsics)
-    return Clip(indices=indices, states=clip_states, actions=pose_diffs(clip_states), extrinsics=clip_extrinsics)
+    return Clip(
+        indices=indices, states=clip_states, actions=pose_diffs(clip_states), extrinsics=clip_extrinsics
+    )

@@ -11,6 +11,7 @@ after every step). Every function keeps the input's array type, dtype and device
 batch dimensions and never loops over time or samples in Python: integration is a parallel prefix scan
 (log2(T) vectorised steps) over rotation matrices and over clipped gripper updates.
 """
+
 from __future__ import annotations
 
 import numpy as np

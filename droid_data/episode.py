@@ -14,6 +14,7 @@ Layout (the public DROID raw release, and what `droid_data.write_episode` writes
 The metadata's MP4 paths are relative to the lab folder in DROID; only the part after ``recordings/MP4/``
 is used, so the episode folder can live anywhere.
 """
+
 from __future__ import annotations
 
 import csv
@@ -80,17 +81,23 @@ def read_metadata(folder: pathlib.Path) -> tuple[pathlib.Path, dict]:
     """(metadata file, its JSON object) of an episode folder; EpisodeError "missing_metadata" if absent/bad."""
     candidates = sorted(folder.glob("metadata_*.json")) or sorted(folder.glob("*.json"))
     if not candidates:
-        raise EpisodeError(folder, "missing_metadata", folder / "metadata_<uuid>.json", "no metadata JSON file found")
+        raise EpisodeError(
+            folder, "missing_metadata", folder / "metadata_<uuid>.json", "no metadata JSON file found"
+        )
     if len(candidates) > 1:
         names = ", ".join(p.name for p in candidates)
-        raise EpisodeError(folder, "missing_metadata", candidates[0], f"expected one metadata JSON, found {names}")
+        raise EpisodeError(
+            folder, "missing_metadata", candidates[0], f"expected one metadata JSON, found {names}"
+        )
     path = candidates[0]
     try:
         metadata = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise EpisodeError(folder, "missing_metadata", path, f"not readable as JSON ({error})") from error
     if not isinstance(metadata, dict):
-        raise EpisodeError(folder, "missing_metadata", path, f"expected a JSON object, got {type(metadata).__name__}")
+        raise EpisodeError(
+            folder, "missing_metadata", path, f"expected a JSON object, got {type(metadata).__name__}"
+        )
     return path, metadata
 
 
@@ -137,21 +144,29 @@ def read_trajectory_h5(folder: pathlib.Path) -> tuple[np.ndarray, np.ndarray | N
         raise EpisodeError(folder, "unreadable_h5", path, f"truncated or unreadable ({error})") from error
 
     if cartesian.ndim != 2 or cartesian.shape[1] != 6:
-        raise EpisodeError(folder, "missing_key", path, f"{CARTESIAN_KEY}: expected shape [T, 6], got {cartesian.shape}")
+        raise EpisodeError(
+            folder, "missing_key", path, f"{CARTESIAN_KEY}: expected shape [T, 6], got {cartesian.shape}"
+        )
     length = cartesian.shape[0]
     if gripper.ndim == 2 and gripper.shape[1] == 1:
         gripper = gripper[:, 0]
     if gripper.shape != (length,):
-        raise EpisodeError(folder, "missing_key", path, f"{GRIPPER_KEY}: expected shape [{length}], got {gripper.shape}")
+        raise EpisodeError(
+            folder, "missing_key", path, f"{GRIPPER_KEY}: expected shape [{length}], got {gripper.shape}"
+        )
     if joints is not None and joints.shape != (length, 7):
-        raise EpisodeError(folder, "missing_key", path, f"{JOINTS_KEY}: expected shape [{length}, 7], got {joints.shape}")
+        raise EpisodeError(
+            folder, "missing_key", path, f"{JOINTS_KEY}: expected shape [{length}, 7], got {joints.shape}"
+        )
     states = np.concatenate([cartesian, gripper[:, None]], axis=1)
     bad = ~np.isfinite(states)
     if bad.any():
         row, column = np.argwhere(bad)[0]
         field = CARTESIAN_KEY if column < 6 else GRIPPER_KEY
         raise EpisodeError(
-            folder, "nonfinite_state", path,
+            folder,
+            "nonfinite_state",
+            path,
             f"{int(bad.any(axis=1).sum())} state rows contain NaN/Inf (first: {field} row {row} = {states[row, column]})",
         )
     return states, joints, extrinsic_names
@@ -264,7 +279,9 @@ class Episode:
                 values = np.asarray(h5[f"{EXTRINSICS_GROUP}/{name}"][()], dtype=np.float64)
             if values.shape != (self.num_frames, 6):
                 raise EpisodeError(
-                    self.path, "missing_key", h5_path,
+                    self.path,
+                    "missing_key",
+                    h5_path,
                     f"{EXTRINSICS_GROUP}/{name}: expected shape [{self.num_frames}, 6], got {values.shape}",
                 )
             return values
@@ -305,7 +322,7 @@ def read_episode(path: str | os.PathLike) -> Episode:
 
 
 def find_episodes(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[pathlib.Path]:
-    """Episode folders from a root folder (every folder holding a trajectory.h5, searched recursively), an
+    """Episode folders from a root folder (every non-hidden folder holding a trajectory.h5, recursively), an
     index file (CSV or text: first whitespace/comma separated column = episode folder or trajectory.h5 path,
     one per line, relative paths resolved against the file's folder, lines starting with '#' ignored), or a
     list of folders. Sorted for a root folder, in file order for an index file.
@@ -316,10 +333,16 @@ def find_episodes(source: str | os.PathLike | Sequence[str | os.PathLike]) -> li
     if source.is_dir():
         if (source / H5_NAME).is_file():
             return [source]
-        return sorted(p.parent for p in source.rglob(H5_NAME))
+        # Hidden folders are skipped: write_episode stages episodes in ".<name>.tmp-*" before renaming them.
+        found = (p.parent for p in source.rglob(H5_NAME))
+        return sorted(
+            f for f in found if not any(part.startswith(".") for part in f.relative_to(source).parts)
+        )
     if source.is_file():
         return _read_index(source)
-    raise FileNotFoundError(f"{source}: expected an episode root folder or an index file (CSV/text), found nothing")
+    raise FileNotFoundError(
+        f"{source}: expected an episode root folder or an index file (CSV/text), found nothing"
+    )
 
 
 def _episode_folder(path: pathlib.Path) -> pathlib.Path:

@@ -18,6 +18,7 @@ port), otherwise a 7-D ``observation.state`` taken to be in that convention alre
 concatenated in order, 7 values in total) for anything else. Actions are recomputed from states with
 ``pose_diffs``, exactly as for DROID raw; the dataset's own ``action`` column is not used.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -95,15 +96,21 @@ def _state_keys(info: dict, root: pathlib.Path, state_keys: Sequence[str] | None
         elif "observation.state" in features and list(features["observation.state"].get("shape", [])) == [7]:
             state_keys = ("observation.state",)
         else:
-            numeric = sorted(k for k, v in features.items() if v.get("dtype") not in ("video", "image", "string"))
+            numeric = sorted(
+                k for k, v in features.items() if v.get("dtype") not in ("video", "image", "string")
+            )
             raise EpisodeError(
-                root, "missing_key", root / "meta" / "info.json",
+                root,
+                "missing_key",
+                root / "meta" / "info.json",
                 "cannot map features to the 7-D state [xyz, euler xyz, gripper]: expected "
                 f"{' + '.join(DROID_PORT_STATE_KEYS)} or a 7-D observation.state; pass state_keys from {numeric}",
             )
     missing = [key for key in state_keys if key not in features]
     if missing:
-        raise EpisodeError(root, "missing_key", root / "meta" / "info.json", f"feature {missing[0]!r} not in info.json")
+        raise EpisodeError(
+            root, "missing_key", root / "meta" / "info.json", f"feature {missing[0]!r} not in info.json"
+        )
     return list(state_keys)
 
 
@@ -115,7 +122,9 @@ def _read_parquet(path: pathlib.Path, root: pathlib.Path, columns: list[str]):
     try:
         table = pq.read_table(path)
     except (OSError, ValueError) as error:
-        raise EpisodeError(root, "unreadable_h5", path, f"parquet truncated or unreadable ({error})") from error
+        raise EpisodeError(
+            root, "unreadable_h5", path, f"parquet truncated or unreadable ({error})"
+        ) from error
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise EpisodeError(root, "missing_key", path, f"missing column {missing[0]!r}")
@@ -140,7 +149,9 @@ def _episodes_v2(root: pathlib.Path, info: dict) -> list[dict]:
         row["_videos"] = {
             key: (
                 info["video_path"].format(
-                    episode_chunk=row["episode_index"] // chunks_size, episode_index=row["episode_index"], video_key=key
+                    episode_chunk=row["episode_index"] // chunks_size,
+                    episode_index=row["episode_index"],
+                    video_key=key,
                 ),
                 0.0,
             )
@@ -154,12 +165,16 @@ def _episodes_v3(root: pathlib.Path, info: dict) -> list[dict]:
 
     files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
     if not files:
-        raise EpisodeError(root, "missing_metadata", root / "meta" / "episodes", "no episode metadata parquet files")
+        raise EpisodeError(
+            root, "missing_metadata", root / "meta" / "episodes", "no episode metadata parquet files"
+        )
     rows = []
     for path in files:
         rows.extend(pq.read_table(path).to_pylist())
     for row in rows:
-        row["_data"] = info["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+        row["_data"] = info["data_path"].format(
+            chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+        )
         row["_videos"] = {
             key: (
                 info["video_path"].format(
@@ -203,14 +218,23 @@ def read_lerobot_dataset(
         states = np.concatenate([_column(part, key) for key in keys], axis=1)[order]
         data_path = root / row["_data"]
         if states.shape[1] != 7:
-            raise EpisodeError(root, "missing_key", data_path, f"state features {keys} give {states.shape[1]} values, expected 7")
+            raise EpisodeError(
+                root,
+                "missing_key",
+                data_path,
+                f"state features {keys} give {states.shape[1]} values, expected 7",
+            )
         if len(states) != int(row["length"]):
             raise EpisodeError(
-                root, "length_mismatch", data_path,
+                root,
+                "length_mismatch",
+                data_path,
                 f"episode {index}: metadata says {row['length']} frames, parquet has {len(states)} rows",
             )
         if not np.isfinite(states).all():
-            raise EpisodeError(root, "nonfinite_state", data_path, f"episode {index}: states contain NaN or Inf")
+            raise EpisodeError(
+                root, "nonfinite_state", data_path, f"episode {index}: states contain NaN or Inf"
+            )
         videos = {key: (root / rel, round(start * fps)) for key, (rel, start) in row["_videos"].items()}
         tasks = row.get("tasks")
         episodes.append(
@@ -218,7 +242,11 @@ def read_lerobot_dataset(
                 path=root,
                 states=states,
                 joint_positions=None,
-                metadata={"episode_index": index, "tasks": list(tasks) if tasks is not None else [], "lerobot": info},
+                metadata={
+                    "episode_index": index,
+                    "tasks": list(tasks) if tasks is not None else [],
+                    "lerobot": info,
+                },
                 metadata_path=root / "meta" / "info.json",
                 cameras=list(videos),
                 roles={},

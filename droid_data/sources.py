@@ -1,5 +1,6 @@
 """One entry point for "a set of episodes": a DROID root folder, an index file, a list of folders, or a
 LeRobotDataset v2/v3 folder. Converters and datasets use it, so every format gets the same treatment."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Frame t of camera c has flat brightness `frame_brightness(t, c)` plus a mild horizontal ramp, so decoded
 frames can be matched back to their index; states are a smooth random walk covering the full rotation range.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Kinds (CORRUPTION_KINDS): unreadable_h5, missing_mp4, truncated_mp4, missing_metadata, missing_key,
 nonfinite_state, length_mismatch.
 """
+
 from __future__ import annotations
 
 import collections
@@ -64,7 +65,8 @@ def check_video(episode: Episode, camera: str, decode_all: bool = False) -> Prob
         return problem("truncated_mp4", f"truncated or unreadable ({type(error).__name__}: {error})")
     if header.num_frames > info.num_frames:
         return problem(
-            "truncated_mp4", f"truncated: header says {header.num_frames} frames, data holds {info.num_frames}"
+            "truncated_mp4",
+            f"truncated: header says {header.num_frames} frames, data holds {info.num_frames}",
         )
     if count is None and info.num_frames != episode.num_frames:
         return problem(
@@ -73,13 +75,16 @@ def check_video(episode: Episode, camera: str, decode_all: bool = False) -> Prob
         )
     if count is not None and info.num_frames < start + count:
         return problem(
-            "length_mismatch", f"video has {info.num_frames} frames, the episode needs frames {start}..{start + count - 1}"
+            "length_mismatch",
+            f"video has {info.num_frames} frames, the episode needs frames {start}..{start + count - 1}",
         )
     try:
         if decode_all:
             decoded = sum(len(batch) for batch in episode.iter_frames(camera))
             if decoded != episode.num_frames:
-                return problem("truncated_mp4", f"truncated: decoded {decoded} of {episode.num_frames} frames")
+                return problem(
+                    "truncated_mp4", f"truncated: decoded {decoded} of {episode.num_frames} frames"
+                )
         else:
             episode.load_frames(camera, [0, episode.num_frames - 1])
     except VIDEO_ERRORS as error:
@@ -118,7 +123,12 @@ def validate_episode(
             problems.append(found)
     if not episode.cameras:
         problems.append(
-            Problem(str(episode.path), "missing_mp4", str(episode.path / "recordings" / "MP4"), "no camera videos found")
+            Problem(
+                str(episode.path),
+                "missing_mp4",
+                str(episode.path / "recordings" / "MP4"),
+                "no camera videos found",
+            )
         )
     return problems
 

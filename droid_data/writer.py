@@ -1,4 +1,5 @@
 """Write one episode in the DROID raw layout (h5 + metadata JSON + one MP4 per camera), atomically."""
+
 from __future__ import annotations
 
 import datetime
@@ -76,7 +77,9 @@ def write_episode(
         raise FileExistsError(f"write_episode: {out_dir} already exists; refusing to overwrite an episode")
     cartesian = np.asarray(cartesian_position, dtype=np.float64)
     if cartesian.ndim != 2 or cartesian.shape[1] != 6 or cartesian.shape[0] < 1:
-        raise ValueError(f"write_episode: cartesian_position expected shape [T, 6], got {list(cartesian.shape)}")
+        raise ValueError(
+            f"write_episode: cartesian_position expected shape [T, 6], got {list(cartesian.shape)}"
+        )
     length = cartesian.shape[0]
     cartesian = _as_array("cartesian_position", cartesian, (length, 6))
     gripper = _as_array("gripper_position", np.asarray(gripper_position).reshape(-1), (length,))
@@ -91,8 +94,14 @@ def write_episode(
                 f"write_episode: frames[{serial!r}] expected uint8 [{length}, H, W, 3], "
                 f"got {video.dtype} {list(video.shape)}"
             )
-    roles = _default_roles(list(frames)) if camera_roles is None else {str(k): v for k, v in camera_roles.items()}
-    if set(roles) != set(frames) or not set(roles.values()) <= set(CAMERA_ROLES) or len(set(roles.values())) != len(roles):
+    roles = (
+        _default_roles(list(frames)) if camera_roles is None else {str(k): v for k, v in camera_roles.items()}
+    )
+    if (
+        set(roles) != set(frames)
+        or not set(roles.values()) <= set(CAMERA_ROLES)
+        or len(set(roles.values())) != len(roles)
+    ):
         raise ValueError(
             f"write_episode: camera_roles must give each camera in frames {sorted(frames)} a distinct role "
             f"from {CAMERA_ROLES}, got {roles}"
@@ -108,7 +117,9 @@ def write_episode(
 
     now = datetime.datetime.now()
     extra = dict(metadata or {})
-    episode_uuid = str(extra.pop("uuid", f"{extra.get('lab', 'sim')}+{uuid_lib.uuid4().hex[:8]}+{now:%Y-%m-%d-%Hh-%Mm-%Ss}"))
+    episode_uuid = str(
+        extra.pop("uuid", f"{extra.get('lab', 'sim')}+{uuid_lib.uuid4().hex[:8]}+{now:%Y-%m-%d-%Hh-%Mm-%Ss}")
+    )
     record = {
         "uuid": episode_uuid,
         "timestamp": now.isoformat(timespec="seconds"),
@@ -122,7 +133,9 @@ def write_episode(
         serial = serial_of.get(role)
         record[f"{role}_cam_serial"] = serial
         record[f"{role}_mp4_path"] = None if serial is None else (MP4_DIR / f"{serial}.mp4").as_posix()
-        record[f"{role}_cam_extrinsics"] = None if serial not in extrinsics else extrinsics[serial][0].tolist()
+        record[f"{role}_cam_extrinsics"] = (
+            None if serial not in extrinsics else extrinsics[serial][0].tolist()
+        )
     record["left_mp4_path"], record["right_mp4_path"] = _left_right(serial_of, extrinsics)
     record.update(extra)
 
@@ -140,7 +153,9 @@ def write_episode(
             for serial, value in extrinsics.items():
                 h5.create_dataset(f"{EXTRINSICS_GROUP}/{serial}_left", data=value)
             for serial, role in roles.items():
-                h5.create_dataset(f"observation/camera_type/{serial}", data=np.full(length, _CAMERA_TYPE[role]))
+                h5.create_dataset(
+                    f"observation/camera_type/{serial}", data=np.full(length, _CAMERA_TYPE[role])
+                )
             # DROID keeps the task and outcome as file attributes too.
             for key in ("current_task", "success"):
                 if record.get(key) is not None:
@@ -155,7 +170,9 @@ def write_episode(
     return out_dir
 
 
-def _left_right(serial_of: dict[str, str], extrinsics: dict[str, np.ndarray]) -> tuple[str | None, str | None]:
+def _left_right(
+    serial_of: dict[str, str], extrinsics: dict[str, np.ndarray]
+) -> tuple[str | None, str | None]:
     """DROID's heuristic: of the two exterior cameras, the one with larger y (robot's left) is "left"."""
     ext1, ext2 = serial_of.get("ext1"), serial_of.get("ext2")
     if ext1 is None or ext2 is None:
@@ -171,4 +188,6 @@ def _json_default(value):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"write_episode: metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+    raise TypeError(
+        f"write_episode: metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable"
+    )

@@ -1,4 +1,5 @@
 """Fixtures writing tiny DROID-format episodes (never downloaded)."""
+
 import pytest
 
 from droid_data.synthetic import write_synthetic_episode

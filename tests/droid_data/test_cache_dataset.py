@@ -1,4 +1,5 @@
 """zarr clip cache conversion and the clip datasets over it and over raw episodes."""
+
 import logging
 
 import numpy as np
@@ -86,7 +87,9 @@ def test_dataloader_workers_and_distributed_sampler(tmp_path, episodes):
     dataset = CachedClipDataset(tmp_path / "cache", SPEC, seed=3)
     seen = []
     for rank in range(2):
-        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=2, rank=rank, shuffle=True, seed=0
+        )
         sampler.set_epoch(0)
         loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=1)
         for batch in loader:
@@ -113,7 +116,9 @@ def test_bad_episodes_stop_conversion_unless_skipped(tmp_path, write_tiny_episod
         convert(tmp_path / "raw", tmp_path / "cache", size=16, cameras=["ext1"], progress=False)
     assert not (tmp_path / "cache").exists()
     with caplog.at_level(logging.WARNING):
-        report = convert(tmp_path / "raw", tmp_path / "cache", size=16, cameras=["ext1"], skip_bad=True, progress=False)
+        report = convert(
+            tmp_path / "raw", tmp_path / "cache", size=16, cameras=["ext1"], skip_bad=True, progress=False
+        )
     assert report.episodes == 1 and [p.kind for p in report.skipped] == ["missing_mp4"]
     assert "skipping bad episode" in caplog.text and str(bad) in caplog.text
     store = zarr.open_group(str(tmp_path / "cache"), mode="r")
@@ -122,7 +127,10 @@ def test_bad_episodes_stop_conversion_unless_skipped(tmp_path, write_tiny_episod
 
 def test_cli_convert(tmp_path, episodes, capsys):
     root, _ = episodes
-    assert main(["convert", str(root), str(tmp_path / "c"), "--size", "8", "12", "--cameras", "ext1", "--quiet"]) == 0
+    assert (
+        main(["convert", str(root), str(tmp_path / "c"), "--size", "8", "12", "--cameras", "ext1", "--quiet"])
+        == 0
+    )
     assert "3 episodes" in capsys.readouterr().out
     assert zarr.open_group(str(tmp_path / "c"), mode="r")["frames/ext1"].shape[1:] == (8, 12, 3)
     assert main(["convert", str(root), str(tmp_path / "c"), "--quiet"]) == 1  # exists, no --overwrite
@@ -150,7 +158,9 @@ def test_raw_dataset_skips_bad_episodes_only_when_asked(tmp_path, write_tiny_epi
     dataset = RawClipDataset(tmp_path / "raw", SPEC, cameras=["ext1"], size=16, seed=0, progress=False)
     with pytest.raises(EpisodeError, match="truncated_mp4"):
         dataset[0]  # "bad" sorts first
-    tolerant = RawClipDataset(tmp_path / "raw", SPEC, cameras=["ext1"], size=16, seed=0, skip_bad=True, progress=False)
+    tolerant = RawClipDataset(
+        tmp_path / "raw", SPEC, cameras=["ext1"], size=16, seed=0, skip_bad=True, progress=False
+    )
     with caplog.at_level(logging.WARNING):
         item = tolerant[0]
     assert int(item["episode"]) == 1 and len(tolerant.skipped) == 1

@@ -1,4 +1,5 @@
 """Clip sampling: official stride/window semantics, fixed off-by-ones, frame/state/action alignment."""
+
 import numpy as np
 import pytest
 
@@ -43,7 +44,9 @@ def test_states_and_actions_go_with_frames():
 def test_frameskip_takes_states_at_tubelet_starts():
     states = np.random.default_rng(2).normal(size=(20, 7))
     indices = np.arange(8)
-    clip = cut_clip(states, indices, ClipSpec(frames_per_clip=8, fps=None, frameskip=2), extrinsics=states[:, :6])
+    clip = cut_clip(
+        states, indices, ClipSpec(frames_per_clip=8, fps=None, frameskip=2), extrinsics=states[:, :6]
+    )
     np.testing.assert_array_equal(clip.states, states[[0, 2, 4, 6]])
     np.testing.assert_array_equal(clip.extrinsics, states[[0, 2, 4, 6], :6])
     assert clip.actions.shape == (3, 7)

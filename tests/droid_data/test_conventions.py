@@ -1,4 +1,5 @@
 """State/action conventions against scipy, on numpy and torch, including ±pi and gimbal-lock neighbourhoods."""
+
 import numpy as np
 import pytest
 import torch
@@ -76,8 +77,12 @@ def test_integrate_matches_sequential_scipy_with_gripper_clipping():
     rng = np.random.default_rng(4)
     state = make_states(rng, (3,))
     actions = np.concatenate(
-        [rng.normal(scale=0.05, size=(3, 17, 3)), rng.normal(scale=1.0, size=(3, 17, 3)),
-         rng.uniform(-0.7, 0.7, (3, 17, 1))], -1
+        [
+            rng.normal(scale=0.05, size=(3, 17, 3)),
+            rng.normal(scale=1.0, size=(3, 17, 3)),
+            rng.uniform(-0.7, 0.7, (3, 17, 1)),
+        ],
+        -1,
     )
     out = integrate_actions(state, actions)
     for b in range(3):  # reference: one step at a time, as the official planner integrates
@@ -85,16 +90,18 @@ def test_integrate_matches_sequential_scipy_with_gripper_clipping():
         for t in range(17):
             rot = Rotation.from_euler("xyz", actions[b, t, 3:6]) * Rotation.from_euler("xyz", current[3:6])
             current = np.concatenate(
-                [current[:3] + actions[b, t, :3], rot.as_euler("xyz"), [np.clip(current[6] + actions[b, t, 6], 0, 1)]]
+                [
+                    current[:3] + actions[b, t, :3],
+                    rot.as_euler("xyz"),
+                    [np.clip(current[6] + actions[b, t, 6], 0, 1)],
+                ]
             )
             np.testing.assert_allclose(out[b, t + 1, [0, 1, 2, 6]], current[[0, 1, 2, 6]], atol=1e-12)
-            np.testing.assert_allclose(
-                euler_xyz_to_matrix(out[b, t + 1, 3:6]), rot.as_matrix(), atol=1e-10
-            )
+            np.testing.assert_allclose(euler_xyz_to_matrix(out[b, t + 1, 3:6]), rot.as_matrix(), atol=1e-10)
     assert np.all((out[..., 6] >= 0) & (out[..., 6] <= 1))
-    assert not np.allclose(out[..., 1:, 6], np.clip(state[:, None, 6] + np.cumsum(actions[..., 6], -1), 0, 1)), (
-        "test data should exercise sequential clipping, which differs from clipping the cumulative sum"
-    )
+    assert not np.allclose(
+        out[..., 1:, 6], np.clip(state[:, None, 6] + np.cumsum(actions[..., 6], -1), 0, 1)
+    ), "test data should exercise sequential clipping, which differs from clipping the cumulative sum"
 
 
 def test_integrate_broadcasts_one_state_over_samples():
@@ -125,7 +132,9 @@ def test_torch_matches_numpy_and_keeps_dtype(dtype):
     rebuilt = integrate_actions(tensor[:, 0], actions)
     assert rebuilt.dtype == dtype
     np.testing.assert_allclose(
-        euler_xyz_to_matrix(rebuilt.double().numpy()[..., 3:6]), euler_xyz_to_matrix(states[..., 3:6]), atol=tol * 100
+        euler_xyz_to_matrix(rebuilt.double().numpy()[..., 3:6]),
+        euler_xyz_to_matrix(states[..., 3:6]),
+        atol=tol * 100,
     )
     np.testing.assert_allclose(rebuilt.double().numpy()[..., :3], states[..., :3], atol=tol * 100)
 
@@ -156,7 +165,9 @@ def test_to_camera_frame_matches_homogeneous_inverse():
         np.testing.assert_allclose(homogeneous(camera[t]), expected, atol=1e-12)
     np.testing.assert_array_equal(camera[:, 6], states[:, 6])
     # one static camera pose broadcasts over time
-    np.testing.assert_allclose(to_camera_frame(states, extrinsics[0])[2], to_camera_frame(states[2], extrinsics[0]))
+    np.testing.assert_allclose(
+        to_camera_frame(states, extrinsics[0])[2], to_camera_frame(states[2], extrinsics[0])
+    )
 
 
 def test_shape_errors_are_clear():

@@ -1,4 +1,5 @@
 """Writing and reading DROID raw-format episodes, including ones written without droid_data."""
+
 import json
 import pathlib
 
@@ -17,7 +18,10 @@ def decoded_index(frame, camera, length):
 
 
 def test_round_trip_states_frames_and_metadata(write_tiny_episode):
-    extrinsics = {"11111111": [0.1, -0.4, 0.5, 0, 0, 0], "22222222": np.tile([0.1, 0.4, 0.5, 0, 0, 0], (20, 1))}
+    extrinsics = {
+        "11111111": [0.1, -0.4, 0.5, 0, 0, 0],
+        "22222222": np.tile([0.1, 0.4, 0.5, 0, 0, 0], (20, 1)),
+    }
     path, states = write_tiny_episode(
         camera_extrinsics=extrinsics, metadata={"current_task": "push the cube", "success": True}
     )
@@ -37,18 +41,25 @@ def test_round_trip_states_frames_and_metadata(write_tiny_episode):
         frames = episode.load_frames(camera, indices)
         assert frames.dtype == np.uint8 and frames.shape == (5, 32, 32, 3)
         assert [decoded_index(f, camera_number, 20) for f in frames] == indices
-        np.testing.assert_allclose(frames.astype(float), make_frames(20, camera=camera_number)[indices], atol=6)
+        np.testing.assert_allclose(
+            frames.astype(float), make_frames(20, camera=camera_number)[indices], atol=6
+        )
 
 
 def test_metadata_keys_follow_droid(write_tiny_episode):
-    path, _ = write_tiny_episode(cameras=("100", "200", "300"), camera_roles={"100": "wrist", "200": "ext1", "300": "ext2"})
+    path, _ = write_tiny_episode(
+        cameras=("100", "200", "300"), camera_roles={"100": "wrist", "200": "ext1", "300": "ext2"}
+    )
     (metadata_file,) = path.glob("metadata_*.json")
     metadata = json.loads(metadata_file.read_text())
     assert metadata_file.name == f"metadata_{metadata['uuid']}.json"
     assert metadata["wrist_cam_serial"] == "100" and metadata["ext1_cam_serial"] == "200"
     assert metadata["wrist_mp4_path"] == "recordings/MP4/100.mp4"
     assert metadata["ext2_mp4_path"] == "recordings/MP4/300.mp4"
-    assert {metadata["left_mp4_path"], metadata["right_mp4_path"]} == {"recordings/MP4/200.mp4", "recordings/MP4/300.mp4"}
+    assert {metadata["left_mp4_path"], metadata["right_mp4_path"]} == {
+        "recordings/MP4/200.mp4",
+        "recordings/MP4/300.mp4",
+    }
     assert metadata["trajectory_length"] == 20
     with h5py.File(path / "trajectory.h5") as h5:
         assert h5["observation/camera_type/100"][0] == 0 and h5["observation/camera_type/300"][0] == 1
@@ -121,7 +132,9 @@ def write_like_droid(folder: pathlib.Path, states: np.ndarray, serials=("2389785
     metadata = {
         "uuid": "AUTOLab+5d05c5aa+2023-07-07-09h-42m-22s",
         "trajectory_length": length,
-        "wrist_cam_serial": serials[0], "ext1_cam_serial": serials[1], "ext2_cam_serial": serials[2],
+        "wrist_cam_serial": serials[0],
+        "ext1_cam_serial": serials[1],
+        "ext2_cam_serial": serials[2],
         "wrist_mp4_path": f"{relative}/{serials[0]}.mp4",
         "ext1_mp4_path": f"{relative}/{serials[1]}.mp4",
         "ext2_mp4_path": f"{relative}/{serials[2]}.mp4",
@@ -152,6 +165,8 @@ def test_reads_episode_written_like_public_droid(tmp_path):
 def test_find_episodes_from_root_and_index_files(tmp_path, write_tiny_episode):
     first, _ = write_tiny_episode("lab/a/ep1", length=4, cameras=("1",))
     second, _ = write_tiny_episode("lab/b/ep2", length=4, cameras=("1",))
+    (tmp_path / "lab" / ".ep3.tmp-x").mkdir()  # a write in progress
+    (tmp_path / "lab" / ".ep3.tmp-x" / "trajectory.h5").write_bytes(b"")
     assert find_episodes(tmp_path) == sorted([first, second])
     # official style: space-separated, no header, first column the trajectory directory
     (tmp_path / "index.csv").write_text(f"{second} 0\n{first}/trajectory.h5 1\n")

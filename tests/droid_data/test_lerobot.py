@@ -1,4 +1,5 @@
 """LeRobotDataset v2.1 / v3.0 folders written here with pyarrow + PyAV, following the public layout."""
+
 import json
 
 import numpy as np
@@ -65,15 +66,21 @@ def frame_table(states_per_episode, droid_port: bool, first_index: int = 0) -> p
 
 def write_v21(root, episodes, droid_port=True):
     info = {
-        "codebase_version": "v2.1", "robot_type": "franka", "fps": FPS, "chunks_size": 1000,
-        "total_episodes": len(episodes), "total_frames": sum(len(s) for s in episodes),
+        "codebase_version": "v2.1",
+        "robot_type": "franka",
+        "fps": FPS,
+        "chunks_size": 1000,
+        "total_episodes": len(episodes),
+        "total_frames": sum(len(s) for s in episodes),
         "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
         "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
         "features": features(droid_port),
     }
     (root / "meta").mkdir(parents=True)
     (root / "meta" / "info.json").write_text(json.dumps(info))
-    lines = [json.dumps({"episode_index": i, "tasks": ["stack"], "length": len(s)}) for i, s in enumerate(episodes)]
+    lines = [
+        json.dumps({"episode_index": i, "tasks": ["stack"], "length": len(s)}) for i, s in enumerate(episodes)
+    ]
     (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
     for i, states in enumerate(episodes):
         data = root / f"data/chunk-000/episode_{i:06d}.parquet"
@@ -87,7 +94,10 @@ def write_v21(root, episodes, droid_port=True):
 def write_v30(root, episodes, droid_port=True):
     """Both episodes packed in one parquet and one MP4, as LeRobot v3 does."""
     info = {
-        "codebase_version": "v3.0", "robot_type": "franka", "fps": FPS, "chunks_size": 1000,
+        "codebase_version": "v3.0",
+        "robot_type": "franka",
+        "fps": FPS,
+        "chunks_size": 1000,
         "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
         "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
         "features": features(droid_port),
@@ -96,17 +106,27 @@ def write_v30(root, episodes, droid_port=True):
     (root / "meta" / "info.json").write_text(json.dumps(info))
     rows, start = [], 0
     for i, states in enumerate(episodes):
-        rows.append({
-            "episode_index": i, "tasks": ["stack"], "length": len(states),
-            "data/chunk_index": 0, "data/file_index": 0,
-            "dataset_from_index": start, "dataset_to_index": start + len(states),
-            f"videos/{CAMERA}/chunk_index": 0, f"videos/{CAMERA}/file_index": 0,
-            f"videos/{CAMERA}/from_timestamp": start / FPS, f"videos/{CAMERA}/to_timestamp": (start + len(states)) / FPS,
-        })
+        rows.append(
+            {
+                "episode_index": i,
+                "tasks": ["stack"],
+                "length": len(states),
+                "data/chunk_index": 0,
+                "data/file_index": 0,
+                "dataset_from_index": start,
+                "dataset_to_index": start + len(states),
+                f"videos/{CAMERA}/chunk_index": 0,
+                f"videos/{CAMERA}/file_index": 0,
+                f"videos/{CAMERA}/from_timestamp": start / FPS,
+                f"videos/{CAMERA}/to_timestamp": (start + len(states)) / FPS,
+            }
+        )
         start += len(states)
     pq.write_table(pa.Table.from_pylist(rows), root / "meta/episodes/chunk-000/file-000.parquet")
     (root / "data/chunk-000").mkdir(parents=True)
-    pq.write_table(frame_table(list(enumerate(episodes)), droid_port), root / "data/chunk-000/file-000.parquet")
+    pq.write_table(
+        frame_table(list(enumerate(episodes)), droid_port), root / "data/chunk-000/file-000.parquet"
+    )
     video = root / f"videos/{CAMERA}/chunk-000/file-000.mp4"
     video.parent.mkdir(parents=True)
     total = sum(len(s) for s in episodes)
@@ -162,7 +182,9 @@ def test_unmappable_state_is_a_clear_error(tmp_path):
 def test_validator_checks_lerobot_videos(tmp_path):
     from droid_data.validate import validate_episodes
 
-    write_v21(tmp_path, [random_states(np.random.default_rng(4), 6), random_states(np.random.default_rng(5), 7)])
+    write_v21(
+        tmp_path, [random_states(np.random.default_rng(4), 6), random_states(np.random.default_rng(5), 7)]
+    )
     assert validate_episodes(tmp_path, progress=False) == (2, [])
     (tmp_path / f"videos/chunk-000/{CAMERA}/episode_000001.mp4").unlink()
     count, problems = validate_episodes(tmp_path, progress=False)

@@ -1,4 +1,5 @@
 """Each of the seven corruption kinds is reported by name, file and reason; the CLI exits non-zero."""
+
 import os
 import pathlib
 import subprocess
