@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from droid_data.clips import clip_stride
 from droid_data.conventions import integrate_actions
 from vjepa_ac import ac_eval
 from vjepa_ac.config import to_dict
@@ -398,6 +399,8 @@ def batch_stream(dataset, cfg: ACTrainingConfig, dist: DistInfo, start_step: int
     epoch, offset = divmod(start_step, n_batches)
     loader_kwargs = {"num_workers": cfg.num_workers, "collate_fn": _stack}
     while True:
+        if hasattr(dataset, "set_epoch"):  # datasets drawing random windows draw those of this epoch
+            dataset.set_epoch(epoch)
         batches = epoch_batches(len(dataset), cfg.batch_size, epoch, cfg.seed, dist)[offset:]
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, **loader_kwargs)
         yield from loader
@@ -598,23 +601,17 @@ def run(data: str | os.PathLike, encoder_checkpoint: str | os.PathLike | None, c
 
     if store is not None:
         attrs = fc.check_store(store, fc.store_attrs(cfg, spec, encoder_checkpoint, *_token_shape(encoder, cfg)))
-        n_eps = len(attrs["episodes"])
-        train_eps, val_eps = fc.split_episodes(n_eps, cfg.val_fraction)
+        train_eps, val_eps = fc.split_episodes(len(attrs["episodes"]), cfg.val_fraction)
         train_set = fc.FeatureClipDataset(store, cfg.frames_per_clip, cfg.fps, train_eps)
         val_set = fc.FeatureClipDataset(store, cfg.frames_per_clip, cfg.fps, val_eps) if val_eps else None
-        video_fps = float(np.median(np.asarray(_zarr_array(store, "video_fps"))))
+        counts = (len(train_eps), len(val_eps))
     else:
-        probe = fc.FrameClipDataset(data, cfg.frames_per_clip, cfg.fps, cfg.img_size, cfg.camera, cfg.crop_aspect, [])
-        train_eps, val_eps = fc.split_episodes(len(probe.eps), cfg.val_fraction)
-        train_set = fc.FrameClipDataset(data, cfg.frames_per_clip, cfg.fps, cfg.img_size, cfg.camera,
-                                        cfg.crop_aspect, train_eps)
-        val_set = (fc.FrameClipDataset(data, cfg.frames_per_clip, cfg.fps, cfg.img_size, cfg.camera,
-                                       cfg.crop_aspect, val_eps) if val_eps else None)
-        video_fps = float(np.median([e.fps for e in probe.eps]))
-    data_info = {"video_fps": video_fps, "frame_step": fc.frame_step(video_fps, cfg.fps)}
+        train_set, val_set, counts = fc.frame_datasets(data, cfg)
+    video_fps = fc.source_video_fps(store if store is not None else data)
+    data_info = {"video_fps": video_fps, "frame_step": clip_stride(video_fps, cfg.fps)}
     if dist.is_main:
-        print(f"data: {len(train_set)} training clips from {len(train_eps)} episodes, "
-              f"{0 if val_set is None else len(val_set)} held-out clips from {len(val_eps)} episodes")
+        print(f"data: {len(train_set)} training clips from {counts[0]} episodes, "
+              f"{0 if val_set is None else len(val_set)} held-out clips from {counts[1]} episodes")
     result = train(cfg, train_set, val_set, out_dir, encoder=encoder, data_info=data_info,
                    encoder_checkpoint=encoder_checkpoint, max_steps=max_steps, progress=progress)
     if dist.is_main and result["eval"] is not None:
@@ -626,9 +623,3 @@ def run(data: str | os.PathLike, encoder_checkpoint: str | os.PathLike | None, c
 def _token_shape(encoder: nn.Module, cfg: ACTrainingConfig) -> tuple[int, int]:
     grid = cfg.img_size // cfg.patch_size
     return grid * grid, int(encoder.embed_dim)
-
-
-def _zarr_array(path, name):
-    import zarr
-
-    return zarr.open_group(str(path), mode="r")[name][:]

@@ -17,13 +17,13 @@ A store is written to ``<path>.partial`` and renamed when complete; a store whos
 training config is refused with the field, expected and actual value.
 
 ``FeatureClipDataset`` returns clips ``{"latents" [T, N, D] float32, "states" [T, 7], "actions" [T-1, 7]}``
-with frames ``frame_step = ceil(video_fps / fps)`` apart and actions = ``pose_diffs`` of the clip's states
-(exactly the official clip sampling). ``FrameClipDataset`` returns the same clips with uint8 ``frames``
-``[T, H, W, 3]`` instead of latents, for on-the-fly encoding.
+with frames ``droid_data.clips.clip_stride(video_fps, fps) = ceil(video_fps / fps)`` apart and actions =
+``pose_diffs`` of the clip's states (droid_data's clip convention). Every valid window is one item, so the
+item list is deterministic. Without a feature store, ``frame_datasets`` builds droid_data's own clip
+datasets (raw episodes or a ``droid_data`` clip cache) for on-the-fly encoding.
 """
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -33,7 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from droid_data import find_episodes, pose_diffs, read_episode
+from droid_data import pose_diffs
+from droid_data.cache import is_cache
+from droid_data.clips import clip_stride
+from droid_data.sources import list_episodes, load_episode
 from droid_data.video import center_crop_resize
 
 FORMAT = "vjepa_ac.feature_cache.v1"
@@ -51,11 +54,6 @@ def is_feature_cache(path: str | os.PathLike) -> bool:
     return zarr.open_group(str(path), mode="r").attrs.get("format") == FORMAT
 
 
-def frame_step(video_fps: float, fps: float) -> int:
-    """Frames between clip frames: ``ceil(video_fps / fps)`` (15 Hz video at 4 fps -> 4, as the official)."""
-    return max(1, math.ceil(video_fps / fps - 1e-9))
-
-
 def store_attrs(cfg, encoder_spec: dict, encoder_checkpoint: str | None, tokens: int, dim: int) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -71,11 +69,12 @@ def store_attrs(cfg, encoder_spec: dict, encoder_checkpoint: str | None, tokens:
     }
 
 
-def build_feature_cache(episodes: str | os.PathLike | Sequence, out: str | os.PathLike, encoder: torch.nn.Module,
-                        cfg, encoder_spec: dict, encoder_checkpoint: str | None = None,
-                        progress: bool = True) -> Path:
-    """Encode every frame of ``episodes`` (root folder, index file or list of folders) into a store at ``out``.
+def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Module, cfg, encoder_spec: dict,
+                        encoder_checkpoint: str | None = None, progress: bool = True) -> Path:
+    """Encode every frame of ``episodes`` into a feature store at ``out``.
 
+    ``episodes``: a DROID raw root folder, an index file, a list of episode folders, a LeRobot dataset folder
+    or a ``droid_data`` clip cache (``python -m droid_data convert``; its frames must be at ``cfg.img_size``).
     ``cfg`` supplies img_size, crop_aspect, camera, tubelet_size, cache_dtype and encoder_checkpoint_key.
     A bad episode raises ``droid_data.EpisodeError`` naming its file (run ``python -m droid_data validate``).
     """
@@ -84,17 +83,14 @@ def build_feature_cache(episodes: str | os.PathLike | Sequence, out: str | os.Pa
 
     from vjepa_ac.ac_train import encode_images
 
-    folders = find_episodes(episodes)
-    if not folders:
-        raise FileNotFoundError(f"{episodes}: no episodes found (expected folders holding trajectory.h5)")
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; refusing to overwrite a feature store")
+    source = _FrameSource(episodes, cfg)
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # left over from an interrupted build
-    eps = [read_episode(f) for f in folders]
-    lengths = np.array([e.num_frames for e in eps], dtype=np.int64)
+    lengths = np.asarray(source.lengths, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     total = int(lengths.sum())
 
@@ -107,27 +103,65 @@ def build_feature_cache(episodes: str | os.PathLike | Sequence, out: str | os.Pa
     rows_per_chunk = max(1, 2**20 // (tokens * dim * np.dtype(dtype).itemsize))
     features = root.create_array("features", shape=(total, tokens, dim), dtype=dtype,
                                  chunks=(rows_per_chunk, tokens, dim))
-    states = root.create_array("states", shape=(total, 7), dtype="float64", chunks=(max(total, 1), 7))
+    root.create_array("states", data=np.concatenate(source.states).astype(np.float64))
     root.create_array("episode_starts", data=starts)
     root.create_array("episode_lengths", data=lengths)
-    root.create_array("video_fps", data=np.array([e.fps for e in eps], dtype=np.float64))
+    root.create_array("video_fps", data=np.asarray(source.fps, dtype=np.float64))
     root.attrs.update({**store_attrs(cfg, encoder_spec, encoder_checkpoint, int(tokens), int(dim)),
-                       "episodes": [str(f) for f in folders]})
+                       "episodes": source.names})
 
-    all_states = np.concatenate([e.states for e in eps])
-    states[:] = all_states
     bar = tqdm(total=total, disable=not progress, desc="encoding frames", unit="frame")
-    for ep, start in zip(eps, starts):
-        for lo in range(0, ep.num_frames, rows_per_chunk):
-            idx = np.arange(lo, min(lo + rows_per_chunk, ep.num_frames))
-            frames = center_crop_resize(ep.load_frames(cfg.camera, idx), cfg.img_size, cfg.crop_aspect)
-            h = encode_images(encoder, torch.from_numpy(frames), normalize_reps=False,
+    for e, start in enumerate(starts):
+        for lo in range(0, int(lengths[e]), rows_per_chunk):
+            idx = np.arange(lo, min(lo + rows_per_chunk, int(lengths[e])))
+            h = encode_images(encoder, torch.from_numpy(source.frames(e, idx)), normalize_reps=False,
                               tubelet_size=cfg.tubelet_size)
             features[start + lo:start + lo + len(idx)] = h.cpu().numpy().astype(dtype)
             bar.update(len(idx))
     bar.close()
     os.replace(partial, out)
     return out
+
+
+class _FrameSource:
+    """Frames (uint8, at img_size) and states of each episode, from raw episodes or a droid_data cache."""
+
+    def __init__(self, episodes, cfg):
+        import zarr
+
+        self.size, self.crop_aspect, self.camera = cfg.img_size, cfg.crop_aspect, cfg.camera
+        if isinstance(episodes, (str, os.PathLike)) and is_cache(episodes):
+            root = zarr.open_group(str(episodes), mode="r")
+            key = f"frames/{cfg.camera}"
+            if key not in root:
+                raise KeyError(f"{episodes}: camera {cfg.camera!r} not in the droid_data cache; it has "
+                               f"{list(root.attrs['cameras'])} (set the config's camera)")
+            size = tuple(root.attrs["size"])
+            if size != (cfg.img_size, cfg.img_size):
+                raise ValueError(f"{episodes}: droid_data cache frames are {size}, the config's img_size is "
+                                 f"{cfg.img_size}; convert again with --size {cfg.img_size}")
+            self._cache, self._frames = root, root[key]
+            starts, self.lengths = root["episode_starts"][:], root["episode_lengths"][:]
+            all_states = root["states"][:]
+            self.states = [all_states[s:s + n] for s, n in zip(starts, self.lengths)]
+            self._starts, self.fps = starts, list(root["episode_fps"][:])
+            self.names = [str(n) for n in root.attrs["episodes"]]
+            self._eps = None
+        else:
+            self._eps = [load_episode(ref) for ref in list_episodes(episodes)]
+            if not self._eps:
+                raise FileNotFoundError(f"{episodes}: no episodes found (expected folders holding trajectory.h5)")
+            self.lengths = [e.num_frames for e in self._eps]
+            self.states = [e.states for e in self._eps]
+            self.fps = [e.fps for e in self._eps]
+            self.names = [str(e.path) for e in self._eps]
+
+    def frames(self, episode: int, idx: np.ndarray) -> np.ndarray:
+        if self._eps is None:
+            first = int(self._starts[episode])
+            return np.asarray(self._frames[first + int(idx[0]):first + int(idx[-1]) + 1])
+        raw = self._eps[episode].load_frames(self.camera, idx)
+        return center_crop_resize(raw, self.size, self.crop_aspect)
 
 
 def check_store(path: str | os.PathLike, expected: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +219,7 @@ class FeatureClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self.path}: not a feature store (attrs.format is {root.attrs.get('format')!r})")
         self.starts = np.asarray(root["episode_starts"][:])
         self.lengths = np.asarray(root["episode_lengths"][:])
-        self.steps = np.array([frame_step(f, fps) for f in np.asarray(root["video_fps"][:])], dtype=np.int64)
+        self.steps = np.array([clip_stride(f, fps) for f in np.asarray(root["video_fps"][:])], dtype=np.int64)
         self.frames_per_clip = frames_per_clip
         self.episodes = list(range(len(self.starts))) if episodes is None else list(episodes)
         self.windows = _clip_windows(self.lengths, self.steps, self.episodes, frames_per_clip)
@@ -217,33 +251,56 @@ class FeatureClipDataset(torch.utils.data.Dataset):
                 "actions": torch.from_numpy(pose_diffs(states).astype(np.float32))}
 
 
-class FrameClipDataset(torch.utils.data.Dataset):
-    """The same clips as ``FeatureClipDataset`` read from raw episodes: uint8 ``frames`` ``[T, H, W, 3]``
-    (center crop to ``crop_aspect``, resized to ``img_size``), ``states``, ``actions`` — for on-the-fly
-    encoding (e.g. with augmentation)."""
+def frame_datasets(data, cfg):
+    """droid_data's clip datasets for on-the-fly encoding (uint8 ``frames``): ``(train, held_out, counts)``.
 
-    def __init__(self, episodes: str | os.PathLike | Sequence, frames_per_clip: int, fps: float, img_size: int,
-                 camera: str, crop_aspect: float = 1.0, episode_subset: Sequence[int] | None = None):
-        self.folders = find_episodes(episodes)
-        self.eps = [read_episode(f) for f in self.folders]
-        self.lengths = np.array([e.num_frames for e in self.eps], dtype=np.int64)
-        self.steps = np.array([frame_step(e.fps, fps) for e in self.eps], dtype=np.int64)
-        self.frames_per_clip, self.img_size, self.camera, self.crop_aspect = frames_per_clip, img_size, camera, crop_aspect
-        chosen = range(len(self.eps)) if episode_subset is None else episode_subset
-        self.windows = _clip_windows(self.lengths, self.steps, list(chosen), frames_per_clip)
+    Episodes are split with ``split_episodes(E, cfg.val_fraction)``. One item per episode with a random window
+    that is a pure function of (seed, epoch, item), so resumed runs see the same clips (the training loop
+    calls ``set_epoch``).
+    """
+    from droid_data.clips import ClipSpec
+    from droid_data.dataset import CachedClipDataset, RawClipDataset
 
-    def __len__(self) -> int:
-        return len(self.windows)
+    spec = ClipSpec(frames_per_clip=cfg.frames_per_clip, fps=cfg.fps)
+    if is_cache(data):
+        full = CachedClipDataset(data, spec, cameras=[cfg.camera], seed=cfg.seed)
+    else:
+        full = RawClipDataset(data, spec, cameras=[cfg.camera], size=cfg.img_size, crop_aspect=cfg.crop_aspect,
+                              seed=cfg.seed)
+    train_eps, val_eps = split_episodes(len(full), cfg.val_fraction)
+    keep = ("frames", "states", "actions")
+    train = _Select(torch.utils.data.Subset(full, train_eps), keep)
+    val = _Select(torch.utils.data.Subset(full, val_eps), keep) if val_eps else None
+    return train, val, (len(train_eps), len(val_eps))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        e, s = self.windows[index]
-        ep = self.eps[e]
-        idx = s + self.steps[e] * np.arange(self.frames_per_clip)
-        frames = center_crop_resize(ep.load_frames(self.camera, idx), self.img_size, self.crop_aspect)
-        states = ep.states[idx]
-        return {"frames": torch.from_numpy(frames),
-                "states": torch.from_numpy(states.astype(np.float32)),
-                "actions": torch.from_numpy(pose_diffs(states).astype(np.float32))}
+
+def source_video_fps(data, sample: int = 16) -> float:
+    """Median video rate of a data source (feature store, droid_data cache, or the first ``sample`` raw
+    episodes); recorded in checkpoints next to the clip fps."""
+    import zarr
+
+    if is_feature_cache(data) or is_cache(data):
+        root = zarr.open_group(str(data), mode="r")
+        return float(np.median(root["video_fps" if "video_fps" in root else "episode_fps"][:]))
+    refs = list_episodes(data)[:sample]
+    return float(np.median([load_episode(r).fps for r in refs]))
+
+
+class _Select(torch.utils.data.Dataset):
+    """Keep only some keys of each item (the AC loop needs frames, states and actions)."""
+
+    def __init__(self, dataset, keys):
+        self.dataset, self.keys = dataset, keys
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = self.dataset[i]
+        return {k: item[k] for k in self.keys}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.dataset.set_epoch(epoch)
 
 
 def split_episodes(num_episodes: int, val_fraction: float) -> tuple[list[int], list[int]]:

@@ -46,3 +46,15 @@ def test_train_then_resume_from_the_feature_store(cli, tmp_path):
     assert (out / "eval" / "horizon_errors.png").is_file()
     assert second["config"]["encoder_checkpoint"] == str(out / "random_encoder.pt")
     torch.testing.assert_close(second["encoder"], first["encoder"])
+
+
+def test_on_the_fly_encoding_without_a_feature_store(cli, tmp_path):
+    for i in range(4):
+        write_synthetic_episode(tmp_path / "data" / f"ep{i}", length=20, size=(40, 48), seed=i)
+    (tmp_path / "otf.yaml").write_text("base: ac-smoke\nfeature_cache: false\nbatch_size: 2\ntotal_steps: 4\neval_every: 4\n")
+    out = tmp_path / "run"
+    assert cli.main(["--data", str(tmp_path / "data"), "--config", str(tmp_path / "otf.yaml"), "--out", str(out)]) == 0
+    assert not (out / "features.zarr").exists()
+    ckpt = torch.load(out / "latest.pt", weights_only=True)
+    assert ckpt["step"] == 4 and ckpt["config"]["frame_step"] == 4  # 15 fps synthetic video at 4 fps
+    assert (out / "eval" / "horizon_errors.json").is_file()

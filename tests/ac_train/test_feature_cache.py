@@ -40,7 +40,7 @@ def test_clips_follow_the_official_sampling(setup):
     tmp_path, _, _, store = setup
     ds = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0, episodes=[0, 1])
     # 15 fps video at 4 fps -> step ceil(15 / 4) = 4; a 3-frame clip spans 9 frames: 12 - 8 + 14 - 8 windows.
-    assert fc.frame_step(15.0, 4.0) == 4 and list(ds.steps) == [4, 4, 4]
+    assert list(ds.steps) == [4, 4, 4]
     assert len(ds) == (12 - 8) + (14 - 8)
     item = ds[len(ds) - 1]  # episode 1, first frame 5 -> frames 5, 9, 13
     ep = read_episode(tmp_path / "data" / "ep1")
@@ -50,15 +50,32 @@ def test_clips_follow_the_official_sampling(setup):
     assert item["latents"].shape == (3, 4, 8) and item["latents"].dtype == torch.float32
 
 
-def test_frame_clips_match_feature_clips(setup):
+def test_on_the_fly_clips_encode_like_the_store(setup):
+    """droid_data's raw clip dataset (on-the-fly path) gives frames whose latents are the stored ones."""
     tmp_path, cfg, encoder, store = setup
-    feats = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0, episodes=[2])
-    frames = fc.FrameClipDataset(tmp_path / "data", 3, 4.0, cfg.img_size, "ext1", 1.0, episode_subset=[2])
-    assert len(feats) == len(frames) == 2
-    for i in range(2):
-        a, b = feats[i], frames[i]
-        torch.testing.assert_close(a["states"], b["states"])
-        torch.testing.assert_close(encode_images(encoder, b["frames"], normalize_reps=False), a["latents"])
+    train, val, counts = fc.frame_datasets(tmp_path / "data", cfg)
+    assert counts == (2, 1) and len(train) == 2 and len(val) == 1
+    feats = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0)
+    item = val[0]
+    assert set(item) == {"frames", "states", "actions"}
+    row = int(np.argmin(np.abs(feats._states[:, 0] - item["states"][0, 0].item())))  # locate the clip's frame 0
+    rows = row + 4 * np.arange(3)
+    torch.testing.assert_close(item["states"], torch.from_numpy(feats._states[rows]).float())
+    torch.testing.assert_close(encode_images(encoder, item["frames"], normalize_reps=False),
+                               torch.from_numpy(feats._features[rows]))
+
+
+def test_store_from_a_droid_data_cache_equals_store_from_raw(setup):
+    from droid_data.cache import convert
+
+    tmp_path, cfg, encoder, store = setup
+    convert(tmp_path / "data", tmp_path / "clips.zarr", size=cfg.img_size, cameras=["ext1"], progress=False)
+    other = fc.build_feature_cache(tmp_path / "clips.zarr", tmp_path / "f2.zarr", encoder, cfg,
+                                   encoder_spec(cfg), progress=False)
+    a, b = fc.FeatureClipDataset(store, 3, 4.0), fc.FeatureClipDataset(other, 3, 4.0)
+    assert len(a) == len(b)
+    torch.testing.assert_close(a[len(a) - 1]["latents"], b[len(b) - 1]["latents"])
+    torch.testing.assert_close(a[0]["actions"], b[0]["actions"])
 
 
 def test_store_mismatch_and_overwrite_are_refused(setup):
