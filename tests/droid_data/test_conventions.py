@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy.spatial.transform import Rotation
 
 from droid_data.conventions import (
@@ -175,3 +178,18 @@ def test_shape_errors_are_clear():
         pose_diffs(np.zeros((5, 6)))
     with pytest.raises(ValueError, match="actions"):
         integrate_actions(np.zeros(7), np.zeros(7))
+
+
+angle = st.floats(-np.pi, np.pi, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (6, 3), elements=angle), arrays(np.float64, (6, 4), elements=st.floats(0, 1)))
+def test_round_trip_property(eulers, rest):
+    eulers[:, 1] /= 2
+    states = np.concatenate([rest[:, :3], eulers, rest[:, 3:]], axis=1)
+    rebuilt = integrate_actions(states[0], pose_diffs(states))
+    np.testing.assert_allclose(rebuilt[:, [0, 1, 2, 6]], states[:, [0, 1, 2, 6]], atol=1e-9)
+    np.testing.assert_allclose(
+        euler_xyz_to_matrix(rebuilt[:, 3:6]), euler_xyz_to_matrix(states[:, 3:6]), atol=1e-9
+    )
