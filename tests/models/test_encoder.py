@@ -90,6 +90,11 @@ def test_bad_inputs_raise_clear_errors():
         model(torch.randn(2, 3, 4, 32, 32), masks=torch.zeros(1, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="integer token indices"):
         model(torch.randn(2, 3, 4, 32, 32), masks=torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"masks\[1\]: every mask must have the shape"):
+        model(
+            torch.randn(2, 3, 4, 32, 32),
+            masks=[torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long)],
+        )
 
 
 def test_unknown_options_are_rejected_with_a_hint():

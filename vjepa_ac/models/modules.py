@@ -76,6 +76,11 @@ def as_mask_list(masks, name: str = "masks") -> list[torch.Tensor]:
         ):
             desc = f"{tuple(m.shape)} {m.dtype}" if isinstance(m, torch.Tensor) else type(m).__name__
             raise ValueError(f"{name}[{i}]: expected integer token indices of shape [B, K], got {desc}")
+        if m.shape != masks[0].shape:
+            raise ValueError(
+                f"{name}[{i}]: every mask must have the shape of {name}[0] {list(masks[0].shape)}, "
+                f"got {list(m.shape)}"
+            )
     return masks
 
 
