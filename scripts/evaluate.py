@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
                    help="gymnasium.make option, e.g. image_size=128 or control_hz=10 (repeatable)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is fastest on a loaded shared machine)")
     p.add_argument("--videos", type=int, default=2, help="save the first N episodes as videos")
     p.add_argument("--video-format", choices=["mp4", "gif"], default="mp4")
     p.add_argument("--no-landscape", action="store_true", help="skip the energy-landscape plot")
@@ -105,6 +107,8 @@ def env_options(pairs: list[str]) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.world_model == "oracle":
         world_model, oracle = OracleWorldModel(), True
     else:

@@ -176,3 +176,17 @@ def test_videos_place_observation_beside_goal(tmp_path):
     assert save_video(tmp_path / "v.gif", pair).stat().st_size > 0
     with pytest.raises(ValueError, match="expected a .mp4 or .gif"):
         save_video(tmp_path / "v.avi", pair)
+
+
+def test_oracle_cem_mpc_solves_franka_reach():
+    """Small version of the acceptance run (scripts/evaluate.py --world-model oracle, 50 episodes: 50/50)."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers FrankaReach-v0)
+
+    env = gym.make("FrankaReach-v0")
+    mpc = MPC(OracleWorldModel(), CEMPlanner(CEMConfig(samples=100, topk=10, iterations=5)), oracle=True)
+    results = [run_episode(env, mpc, seed=100 + i) for i in range(6)]
+    env.close()
+    assert sum(r.success for r in results) == 6, [(r.steps, r.final_distance) for r in results]
+    assert all(r.final_distance < 0.04 for r in results)
