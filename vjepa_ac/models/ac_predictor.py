@@ -238,7 +238,9 @@ class VisionTransformerPredictorAC(nn.Module):
             raise ValueError(
                 f"{where}: x has {num_tokens} tokens, not a whole number of frames for {steps} actions"
             )
-        grid_h, grid_w = self._frame_grid(num_tokens // steps, where)
+        grid_h, grid_w = self._frame_grid(
+            num_tokens // steps, f"{where} (x: {num_tokens} tokens, {steps} actions)"
+        )
 
         x = self.predictor_embed(x).view(batch, steps, grid_h * grid_w, -1)
         x = self._interleave(x, actions, states, extrinsics)
