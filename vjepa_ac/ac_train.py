@@ -480,10 +480,10 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
     last_eval = None
     while step < stop:
         batch = next(stream)
-        h, actions, states = clip_latents(batch, encoder, cfg, dist.device)
         step += 1
         lr, wd = lr_sched.step(step), wd_sched.step(step)
         with _autocast(cfg, dist.device):
+            h, actions, states = clip_latents(batch, encoder, cfg, dist.device)
             losses = model(h, actions, states)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()

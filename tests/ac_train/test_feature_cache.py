@@ -93,3 +93,23 @@ def test_split_holds_out_the_last_episodes():
     assert fc.split_episodes(10, 0.0) == (list(range(10)), [])
     assert fc.split_episodes(1, 0.5) == ([0], [])
     assert fc.split_episodes(3, 0.05) == ([0, 1], [2])
+
+
+def test_encoder_architecture_read_from_a_pretraining_checkpoint(tmp_path):
+    from vjepa_ac.ac_train import load_ac_config, load_frozen_encoder, resolve_encoder_spec
+    from vjepa_ac.config import to_dict
+    from vjepa_ac.pretrain import build_encoder as build_pretrain_encoder
+    from vjepa_ac.pretrain import load_pretrain_config
+
+    pre_cfg = load_pretrain_config("tiny-pretrain")
+    source = build_pretrain_encoder(pre_cfg)
+    torch.save({"config": to_dict(pre_cfg), "target_encoder": source.state_dict()}, tmp_path / "pre.pt")
+    cfg = load_ac_config("ac-tiny-pretrained")
+    encoder = load_frozen_encoder(cfg, tmp_path / "pre.pt")
+    for k, v in source.state_dict().items():
+        torch.testing.assert_close(encoder.state_dict()[k], v)
+    # The spec stored in AC checkpoints rebuilds the same architecture without the pretraining file.
+    rebuilt = build_encoder(resolve_encoder_spec(cfg, tmp_path / "pre.pt"))
+    assert rebuilt.state_dict().keys() == source.state_dict().keys()
+    with pytest.raises(ValueError, match="from_checkpoint"):
+        resolve_encoder_spec(cfg, None)

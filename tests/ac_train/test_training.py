@@ -111,7 +111,7 @@ def _ddp_worker(rank, world, port, out):
         return built[-1]
 
     ac_train.build_predictor = recording_build
-    cfg = tiny_config(total_steps=6, checkpoint_every=6, eval_every=6, eval_clips=8)
+    cfg = tiny_config(total_steps=4, checkpoint_every=4, eval_every=4, eval_clips=8)
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(encoder_spec(cfg))
     # Each rank sees different clips (rank-sharded order); DDP must still keep the weights identical.
