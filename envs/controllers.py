@@ -132,9 +132,10 @@ _CAMERAS = {"rgb": ("exterior", "ext1"), "wrist_rgb": ("wrist", "wrist")}
 class RecordingController(FrankaController):
     """Wraps a controller and records every observation with images and every command, to write an episode.
 
-    Each `observe()` with images becomes one row of the episode (state, joints, frames). Every command
-    (step, gripper, home, stop) goes to `<episode>/deploy_log.jsonl` with its time, the request, what the
-    robot executed (`applied`, `limited`) or the error it raised, so refusals and clipping stay visible.
+    Each `observe()` with images becomes one row of the episode (state, joints, frames). Every call (observe,
+    step, gripper, home, stop) goes to `<episode>/deploy_log.jsonl` with its start time `t`, duration `seconds`,
+    the request, what the robot executed (`applied`, `limited`) or the error it raised, so refusals and
+    clipping stay visible.
     """
 
     def __init__(self, inner: FrankaController):
@@ -151,18 +152,22 @@ class RecordingController(FrankaController):
 
     def _call(self, cmd: str, request, fn):
         event = self._event(cmd=cmd, request=request)
+        start = time.monotonic()
         try:
             result = fn()
         except Exception as exc:
             event["error"] = f"{type(exc).__name__}: {exc}"
             raise
+        finally:
+            event["seconds"] = round(time.monotonic() - start, 6)
         return event, result
 
     def observe(self, images: bool = True) -> dict:
-        obs = self.inner.observe(images)
+        event, obs = self._call("observe", {"images": images}, lambda: self.inner.observe(images))
+        event["state"] = np.asarray(obs["state"]).tolist()
         if images:
             self.rows.append(obs)
-            self._event(cmd="observe", row=len(self.rows) - 1, state=np.asarray(obs["state"]).tolist())
+            event["row"] = len(self.rows) - 1
         return obs
 
     def step(self, action) -> StepResult:

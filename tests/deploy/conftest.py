@@ -1,4 +1,4 @@
-"""Lets the deploy tests import their shared helpers (fakes.py, serverproc.py) by module name."""
+"""Lets the deploy tests import their shared helpers (deploy_fakes.py, deploy_serverproc.py) by module name."""
 import pathlib
 import sys
 

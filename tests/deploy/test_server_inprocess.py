@@ -2,7 +2,11 @@
 import msgpack
 import numpy as np
 import pytest
-from fakes import HOME_STATE, KinematicController, hostile_requests  # tests/deploy is on sys.path (conftest)
+from deploy_fakes import (  # tests/deploy is on sys.path (conftest)
+    HOME_STATE,
+    KinematicController,
+    hostile_requests,
+)
 from hypothesis import given, settings
 
 from envs import protocol

@@ -1,14 +1,15 @@
 """A real `scripts/franka_server.py` process on the sim backend, driven over loopback."""
+import socket
 import time
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
-from fakes import fuzz_messages
+from deploy_fakes import fuzz_messages
+from deploy_serverproc import running_server
 from hypothesis import HealthCheck, given, settings
 from scipy.spatial.transform import Rotation
-from serverproc import running_server
 
 from envs import protocol
 from envs.franka_client import CommandRefused, FrankaClient, ServerUnavailable
@@ -82,6 +83,23 @@ def test_fuzzed_messages_never_crash_or_exceed_limits(fuzz_server, message):
         assert rotation_between(before, after) <= MAX_R + TOL
     assert np.all(after[:3] >= LOW - TOL) and np.all(after[:3] <= HIGH + TOL)
     assert after[6] <= 0.8 + 0.05
+
+
+def test_oversized_messages_and_raw_tcp_garbage_do_not_hurt_the_server(fuzz_server):
+    endpoint, client = fuzz_server
+    big = zmq.Context.instance().socket(zmq.REQ)
+    big.setsockopt(zmq.LINGER, 0)
+    big.connect(endpoint)
+    try:
+        big.send(b"\x00" * 1_000_000)  # above the transport limit: ZeroMQ drops this peer, nothing reaches handle()
+        assert not big.poll(500)
+    finally:
+        big.close(0)
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=2) as raw:  # not even ZeroMQ
+        raw.sendall(bytes(range(256)) * 64)
+    assert client.ping()["ok"]
+    assert client.observe(images=False)["state"].shape == (7,)
 
 
 def test_fuzzing_reached_the_robot_and_every_limit(fuzz_server):
