@@ -20,11 +20,12 @@ from envs.scene import HOME_JOINTS, Robot
 
 @dataclass
 class ControllerConfig:
-    # Per-control-step limits. DROID's IK solver caps one 15 Hz tick at 0.075 m and 0.15 rad (vector norms);
-    # we apply the same norms per control step, whatever the control rate.
-    max_translation: float = 0.075
-    max_rotation: float = 0.15
-    max_gripper_delta: float = 1.0
+    # Speed limits, applied as per-step limits on the norms of the translation and Euler deltas:
+    # limit per step = speed / control rate. At the default 4 Hz that is 0.075 m and 0.15 rad per step, the
+    # per-tick caps of DROID's IK solver; at higher rates the arm keeps the same top speed (contact-safe).
+    max_speed: float = 0.3  # m/s
+    max_angular_speed: float = 0.6  # rad/s
+    max_gripper_delta: float = 1.0  # closedness per step
     # Safety box for the target end-effector position (base frame, metres): keeps the fingers off the table
     # and the arm inside the region the exterior camera sees.
     workspace_low: tuple[float, float, float] = (0.25, -0.35, 0.015)
@@ -57,8 +58,10 @@ def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 class CartesianController:
     """Turns DROID-convention deltas into joint targets for one robot model (stateless between calls)."""
 
-    def __init__(self, model: mujoco.MjModel, config: ControllerConfig | None = None):
+    def __init__(self, model: mujoco.MjModel, config: ControllerConfig | None = None, control_hz: float = 4.0):
         self.config = config or ControllerConfig()
+        self.max_translation = self.config.max_speed / control_hz  # metres per step
+        self.max_rotation = self.config.max_angular_speed / control_hz  # radians per step
         self.robot = Robot(model)
         self._model = model
         self._scratch = mujoco.MjData(model)  # IK works on its own copy, never on the simulated state
@@ -69,7 +72,7 @@ class CartesianController:
         """Validate and clamp an action to the per-step limits (norm of xyz, norm of the Euler delta, gripper)."""
         action = validate_action(action).copy()
         cfg = self.config
-        for part, limit in ((slice(0, 3), cfg.max_translation), (slice(3, 6), cfg.max_rotation)):
+        for part, limit in ((slice(0, 3), self.max_translation), (slice(3, 6), self.max_rotation)):
             norm = np.linalg.norm(action[part])
             if norm > limit:
                 action[part] *= limit / norm

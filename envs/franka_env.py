@@ -67,7 +67,7 @@ class FrankaEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self.goal_data = mujoco.MjData(self.model)  # the goal configuration, only ever rendered
         self.robot = Robot(self.model)
-        self.controller = CartesianController(self.model, config.controller)
+        self.controller = CartesianController(self.model, config.controller, config.control_hz)
         self.n_substeps = max(1, round(1.0 / (config.control_hz * self.model.opt.timestep)))
         size = int(config.image_size)
         # An offscreen buffer no larger than the image: clearing a bigger one costs time on software GL.
@@ -87,8 +87,9 @@ class FrankaEnv(gym.Env):
         if config.wrist_camera:
             spaces["wrist_rgb"] = image
         self.observation_space = gym.spaces.Dict(spaces)
-        cfg = config.controller
-        limit = np.array([cfg.max_translation] * 3 + [cfg.max_rotation] * 3 + [cfg.max_gripper_delta], np.float32)
+        ctl = self.controller
+        limit = np.array([ctl.max_translation] * 3 + [ctl.max_rotation] * 3 + [ctl.config.max_gripper_delta],
+                         np.float32)
         self.action_space = gym.spaces.Box(-limit, limit, dtype=np.float32)
 
         self.gripper_command = 0.0
@@ -179,21 +180,21 @@ class FrankaEnv(gym.Env):
     def _track(self, joints: np.ndarray) -> None:
         """Servo the arm to `joints` and the gripper to its command over one control period of physics.
 
-        The joint target ramps linearly over the first 60% of the period (smooth motion) and is then held, so
-        the arm has settled on the target when the period ends and the next observation is taken.
+        The joint target ramps linearly, sub-step by sub-step, over the first 60% of the period (no jerk that
+        could shake a grasped object loose) and is then held, so the arm has settled on the target when the
+        period ends and the next observation is taken.
         """
-        robot, ctrl = self.robot, self.data.ctrl
-        ctrl[robot.gripper_actuator] = FINGER_TRAVEL * (1.0 - self.gripper_command)
-        start = ctrl[robot.arm_actuators].copy()
-        chunks, ramp = 4, int(0.6 * self.n_substeps)
-        done = 0
-        for k in range(1, chunks + 1):
-            ctrl[robot.arm_actuators] = start + (joints - start) * k / chunks
-            n = ramp * k // chunks - done
-            mujoco.mj_step(self.model, self.data, nstep=max(n, 1))
-            done += max(n, 1)
-        if self.n_substeps > done:
-            mujoco.mj_step(self.model, self.data, nstep=self.n_substeps - done)
+        robot, model, data = self.robot, self.model, self.data
+        data.ctrl[robot.gripper_actuator] = FINGER_TRAVEL * (1.0 - self.gripper_command)
+        ramp = max(1, int(0.6 * self.n_substeps))
+        start = data.ctrl[robot.arm_actuators].copy()
+        targets = start + np.outer(np.arange(1, ramp + 1) / ramp, joints - start)
+        arm = robot.arm_ctrl
+        for target in targets:
+            data.ctrl[arm] = target
+            mujoco.mj_step(model, data)
+        if self.n_substeps > ramp:
+            mujoco.mj_step(model, data, nstep=self.n_substeps - ramp)
 
     # --- gymnasium API -------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):

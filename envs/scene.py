@@ -80,6 +80,9 @@ class Robot:
         self.joint_low = model.jnt_range[[model.joint(j).id for j in ARM_JOINTS], 0].copy()
         self.joint_high = model.jnt_range[[model.joint(j).id for j in ARM_JOINTS], 1].copy()
         self.arm_actuators = np.array([model.actuator(f"act{i}").id for i in range(1, 8)])
+        # a slice when the actuators are contiguous (they are in the asset): cheaper in the sub-step loop
+        contiguous = np.array_equal(self.arm_actuators, np.arange(self.arm_actuators[0], self.arm_actuators[0] + 7))
+        self.arm_ctrl = slice(self.arm_actuators[0], self.arm_actuators[0] + 7) if contiguous else self.arm_actuators
         self.gripper_actuator = model.actuator("gripper").id
         self.ee_site = model.site("ee").id
         self.has_cube = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "cube") >= 0

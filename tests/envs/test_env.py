@@ -63,10 +63,13 @@ def test_actions_match_pose_diffs_of_consecutive_states(reach):
 def test_clamps_and_bad_actions(reach):
     reach.reset(seed=2)
     applied = reach.apply_delta(np.array([1.0, 0, 0, 0, 0, 2.0, 5.0]))
-    cfg = reach.controller.config
-    assert np.isclose(np.linalg.norm(applied[:3]), cfg.max_translation)
-    assert np.isclose(np.linalg.norm(applied[3:6]), cfg.max_rotation)
-    assert applied[6] == cfg.max_gripper_delta
+    assert np.isclose(np.linalg.norm(applied[:3]), 0.075)  # 0.3 m/s at 4 Hz
+    assert np.isclose(np.linalg.norm(applied[3:6]), 0.15)  # 0.6 rad/s at 4 Hz
+    assert applied[6] == reach.controller.config.max_gripper_delta
+    fast = envs.FrankaReachEnv(control_hz=15)
+    fast.reset(seed=2)
+    assert np.isclose(np.linalg.norm(fast.apply_delta(np.array([1.0, 0, 0, 0, 0, 0, 0]))[:3]), 0.3 / 15)
+    fast.close()
     with pytest.raises(ValueError, match=r"action: expected shape \[7\]"):
         reach.step(np.zeros(6))
     with pytest.raises(ValueError, match="finite"):
