@@ -28,6 +28,9 @@ def main(argv=None) -> int:
                              "YAML), e.g. --set lr=3e-4 --set data.path=/data/droid --set model.depth=6")
     parser.add_argument("--output-dir", help="run folder (same as --set output_dir=...)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (same as --set threads=N); 1 is fastest for tiny models on a busy "
+                             "machine")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     args = parser.parse_args(argv)
 
@@ -36,6 +39,8 @@ def main(argv=None) -> int:
         overrides.append(f"output_dir={args.output_dir}")
     if args.device:
         overrides.append(f"device={args.device}")
+    if args.threads:
+        overrides.append(f"threads={args.threads}")
     cfg = load_pretrain_config(args.config, overrides)
     if args.print_config:
         import yaml

@@ -126,6 +126,7 @@ class JEPATrainingConfig:
     output_dir: str = "runs/pretrain"
     seed: int = 0
     device: str | None = None
+    threads: int | None = None  # torch CPU threads (None: torch's default); see docs/pretraining.md
     log_every: int = 10
     stats_every: int = 10
     save_every_epochs: int = 50
@@ -164,6 +165,7 @@ class JEPATrainingConfig:
              "mask pretraining has none")
         need(not self.is_anneal or self.anneal_ckpt is not None or self.resume, "anneal_ckpt",
              "a checkpoint path when is_anneal is True (or resume from output_dir)")
+        need(self.threads is None or self.threads >= 1, "threads", "None or >= 1")
         need(len(self.masks) >= 1, "masks", "at least one mask generator")
         grid = self.data.crop_size % self.model.patch_size == 0
         need(grid, "data", f"crop_size ({self.data.crop_size}) divisible by model.patch_size "
@@ -488,6 +490,8 @@ def train(config: JEPATrainingConfig) -> JEPATrainer:
     from vjepa_ac.video_data import build_dataset, build_loader
 
     dist = distributed.init_distributed(config.device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     out = Path(config.output_dir)
     encoder = build_encoder(config)

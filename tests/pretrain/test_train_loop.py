@@ -79,6 +79,6 @@ def test_cli_help_documents_every_flag():
                          capture_output=True,
                          text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0
-    for flag in ("--config", "--set", "--output-dir", "--device", "--print-config"):
+    for flag in ("--config", "--set", "--output-dir", "--device", "--threads", "--print-config"):
         assert flag in out.stdout
     assert "tiny-pretrain" in out.stdout and "vitg-cooldown-256px-64f" in out.stdout
