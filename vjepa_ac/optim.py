@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 
-
 def is_decayed(name: str, param: torch.Tensor) -> bool:
     """The official rule: decay every parameter except biases and 1-D parameters (norms)."""
     return param.ndim != 1 and "bias" not in name
