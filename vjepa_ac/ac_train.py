@@ -32,6 +32,7 @@ from torch import nn
 
 from droid_data.clips import clip_stride
 from droid_data.conventions import integrate_actions
+from droid_data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from vjepa_ac import ac_eval
 from vjepa_ac.config import to_dict
 from vjepa_ac.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
@@ -40,8 +41,6 @@ from vjepa_ac.optim import build_adamw
 from vjepa_ac.schedules import LR_SCHEDULES, LRScheduler, WDScheduler
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT_FORMAT = "vjepa_ac.ac_checkpoint.v1"
 
 
