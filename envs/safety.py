@@ -54,6 +54,25 @@ class SafetyLimits:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "limits") -> SafetyLimits:
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{source}: unknown safety setting(s) {unknown}; expected some of "
+                             f"{sorted(cls.__dataclass_fields__)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    @classmethod
+    def from_yaml(cls, path) -> SafetyLimits:
+        """Limits of one robot cell from a YAML map of the fields above (missing fields keep their defaults)."""
+        import yaml
+
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+        if not isinstance(values, dict):
+            raise TypeError(f"{path}: expected a YAML map of safety settings, got {type(values).__name__}")
+        return cls.from_dict(values, source=str(path))
+
 
 @dataclass(frozen=True)
 class LimitedStep:

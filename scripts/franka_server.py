@@ -38,22 +38,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--token-file", type=Path,
                    help="file holding the shared secret clients must send (default: $FRANKA_SERVER_TOKEN, else none)")
 
-    s = p.add_argument_group("safety limits (enforced here, on the robot side)")
-    s.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"), default=DEFAULTS.workspace_low,
-                   help="lower corner of the allowed end-effector box, metres, robot base frame (default %(default)s)")
+    s = p.add_argument_group("safety limits (enforced here, on the robot side; flags override --limits)")
+    s.add_argument("--limits", type=Path,
+                   help="YAML file with the cell's safety settings (keys: the field names of envs.safety.SafetyLimits)")
+    s.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   help=f"lower corner of the allowed end-effector box, metres, robot base frame "
+                        f"(default {DEFAULTS.workspace_low})")
     s.add_argument("--workspace-high", type=float, nargs=3, metavar=("X", "Y", "Z"),
-                   default=DEFAULTS.workspace_high, help="upper corner of the box (default %(default)s)")
-    s.add_argument("--max-translation", type=float, default=DEFAULTS.max_translation,
-                   help="max end-effector translation per step, metres (default %(default)s, DROID at 15 Hz)")
-    s.add_argument("--max-rotation", type=float, default=DEFAULTS.max_rotation,
-                   help="max rotation angle per step, radians (default %(default)s, DROID at 15 Hz)")
+                   help=f"upper corner of the box (default {DEFAULTS.workspace_high})")
+    s.add_argument("--max-translation", type=float,
+                   help=f"max end-effector translation per step, metres (default {DEFAULTS.max_translation}, "
+                        f"DROID at 15 Hz)")
+    s.add_argument("--max-rotation", type=float,
+                   help=f"max rotation angle per step, radians (default {DEFAULTS.max_rotation}, DROID at 15 Hz)")
     s.add_argument("--gripper-range", type=float, nargs=2, metavar=("MIN", "MAX"),
-                   default=(DEFAULTS.gripper_min, DEFAULTS.gripper_max),
-                   help="allowed gripper closedness (0 open, 1 closed) (default %(default)s)")
-    s.add_argument("--max-rate-hz", type=float, default=DEFAULTS.max_rate_hz,
-                   help="motion commands faster than this are refused (default %(default)s)")
-    s.add_argument("--watchdog-ms", type=float, default=DEFAULTS.watchdog_ms,
-                   help="stop the arm when no motion command came for this long (default %(default)s)")
+                   help=f"allowed gripper closedness, 0 open, 1 closed (default "
+                        f"{DEFAULTS.gripper_min} {DEFAULTS.gripper_max})")
+    s.add_argument("--max-rate-hz", type=float,
+                   help=f"motion commands faster than this are refused (default {DEFAULTS.max_rate_hz})")
+    s.add_argument("--watchdog-ms", type=float,
+                   help=f"stop the arm when no motion command came for this long (default {DEFAULTS.watchdog_ms})")
 
     g = p.add_argument_group("sim backend")
     g.add_argument("--task", default="FrankaReach-v0", help="envs task id (default %(default)s)")
@@ -73,6 +77,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p.parse_args(argv)
+
+
+def build_limits(args) -> SafetyLimits:
+    values = SafetyLimits.from_yaml(args.limits).to_dict() if args.limits else {}
+    flags = {"workspace_low": args.workspace_low, "workspace_high": args.workspace_high,
+             "max_translation": args.max_translation, "max_rotation": args.max_rotation,
+             "max_rate_hz": args.max_rate_hz, "watchdog_ms": args.watchdog_ms}
+    if args.gripper_range is not None:
+        flags["gripper_min"], flags["gripper_max"] = args.gripper_range
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return SafetyLimits.from_dict(values, source="safety limits")
 
 
 def build_controller(args):
@@ -106,11 +121,7 @@ def main(argv=None) -> None:
     token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         log.warning("binding %s without a token: anyone on that network can move the robot", args.host)
-    limits = SafetyLimits(
-        workspace_low=tuple(args.workspace_low), workspace_high=tuple(args.workspace_high),
-        max_translation=args.max_translation, max_rotation=args.max_rotation,
-        gripper_min=args.gripper_range[0], gripper_max=args.gripper_range[1],
-        max_rate_hz=args.max_rate_hz, watchdog_ms=args.watchdog_ms)
+    limits = build_limits(args)
     controller = build_controller(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
