@@ -8,6 +8,7 @@ The low-level operations are public so other code can drive the simulated arm li
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -44,12 +45,11 @@ class FrankaEnv(gym.Env):
     task_name = "franka"
 
     def __init__(self, render_mode: str | None = "rgb_array", config: EnvConfig | None = None, **overrides):
-        config = config or EnvConfig()
-        for key, value in overrides.items():  # gym.make(..., image_size=128, control_hz=10) etc.
-            if not hasattr(config, key):
-                raise TypeError(f"{type(self).__name__}: unknown option {key!r}; expected one of "
-                                f"{sorted(EnvConfig.__dataclass_fields__)}")
-            setattr(config, key, value)
+        for key in overrides:  # gym.make(..., image_size=128, control_hz=10) etc.
+            if key not in EnvConfig.__dataclass_fields__:  # Python's wording: wrappers (torchrl) match on it
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}; options "
+                                f"are {sorted(EnvConfig.__dataclass_fields__)}")
+        config = dataclasses.replace(config or EnvConfig(), **overrides)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode: expected 'rgb_array' or None, got {render_mode!r}")
         if config.camera not in CAMERA_NAMES[:-1]:

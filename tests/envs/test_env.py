@@ -47,17 +47,23 @@ def test_controller_tracks_a_commanded_delta(reach):
     np.testing.assert_allclose(matrix_to_euler_xyz(new_rot @ rot.T), action[3:6], atol=5e-3)
 
 
-def test_actions_match_pose_diffs_of_consecutive_states(reach):
-    reach.reset(seed=1)
+@pytest.mark.parametrize("control_hz", [4.0, 15.0])
+def test_actions_match_pose_diffs_of_consecutive_states(control_hz):
+    env = envs.FrankaReachEnv(control_hz=control_hz)
+    env.reset(seed=1)
     rng = np.random.default_rng(0)
-    states, actions = [reach.state()], []
+    scale = 4.0 / control_hz  # the same speeds at both rates
+    states, actions = [env.state()], []
     for _ in range(12):
-        action = np.concatenate([rng.uniform(-0.03, 0.03, 3), rng.uniform(-0.05, 0.05, 3), [0.0]])
-        actions.append(reach.apply_delta(action))
-        states.append(reach.state())
-    diffs = pose_diffs(np.array(states))
-    np.testing.assert_allclose(diffs[:, :3], np.array(actions)[:, :3], atol=3e-3)
-    np.testing.assert_allclose(diffs[:, 3:6], np.array(actions)[:, 3:6], atol=1e-2)
+        action = np.concatenate([rng.uniform(-0.03, 0.03, 3) * scale, rng.uniform(-0.05, 0.05, 3) * scale, [0.0]])
+        actions.append(env.apply_delta(action))
+        states.append(env.state())
+    env.close()
+    diffs, actions = pose_diffs(np.array(states)), np.array(actions)
+    np.testing.assert_allclose(diffs[:, :3], actions[:, :3], atol=3e-3 * scale)
+    np.testing.assert_allclose(diffs[:, 3:6], actions[:, 3:6], atol=1e-2 * scale)
+    # relative to the size of the moves: within 5% on average
+    assert np.linalg.norm(diffs[:, :3] - actions[:, :3]) < 0.05 * np.linalg.norm(actions[:, :3])
 
 
 def test_clamps_and_bad_actions(reach):
@@ -154,7 +160,7 @@ def test_gymnasium_env_checker(env_id):
 
 
 def test_torchrl_gym_wrapper_rollout():
-    from torchrl.envs import GymWrapper
+    from torchrl.envs import GymEnv, GymWrapper
 
     env = GymWrapper(gym.make("FrankaReach-v0", max_steps=5))
     env.set_seed(0)
@@ -164,6 +170,22 @@ def test_torchrl_gym_wrapper_rollout():
     assert rollout["next", "joints"].shape == (5, 7)
     assert rollout["next", "truncated"][-1].item()
     env.close()
+    env = GymEnv("FrankaPush-v0", max_steps=2, image_size=32)
+    rollout = env.rollout(2)
+    assert rollout["next", "rgb"].shape == (2, 32, 32, 3) and rollout["next", "truncated"][-1].item()
+    env.close()
+
+
+def test_options_and_wrist_camera():
+    env = gym.make("FrankaReach-v0", wrist_camera=True, camera="ext2", image_size=48)
+    obs, info = env.reset(seed=0)
+    assert obs["wrist_rgb"].shape == obs["rgb"].shape == info["goal_rgb"].shape == (48, 48, 3)
+    assert np.abs(obs["wrist_rgb"].astype(int) - obs["rgb"].astype(int)).mean() > 5
+    env.close()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'image_px'"):
+        gym.make("FrankaReach-v0", image_px=64)
+    with pytest.raises(ValueError, match="camera: expected one of"):
+        gym.make("FrankaReach-v0", camera="top")
 
 
 def test_reach_oracle_solves_episodes(reach):
