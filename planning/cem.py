@@ -23,7 +23,6 @@ from planning.common import (
     PlannerBase,
     PlanResult,
     check_plan_inputs,
-    latent_energy,
 )
 from planning.world_model import WorldModel
 
@@ -76,7 +75,7 @@ class CEMPlanner(PlannerBase):
                 params[:, t] = torch.randn(s, p, device=device, generator=gen) * std[t] + mean[t]
             space.clamp_(params)
             preds = wm.rollout(context, state, space.to_actions(params))
-            energy = latent_energy(preds, goal, cfg.energy, cfg.energy_steps)
+            energy = self.energy(preds, goal)
             elite_idx = energy.topk(cfg.topk, largest=False).indices
             elite = params[elite_idx]
             elite_mean, elite_std = elite.mean(0), elite.std(0)

@@ -8,6 +8,7 @@ coordinate to ``[-maxnorm, maxnorm]``, gripper delta to ``[-gripper_clip, grippe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -152,12 +153,16 @@ class PlannerBase:
     Planners never touch the global RNG, so several can run in one process (reentrant) and a seed reproduces a
     plan exactly. Call `reset(seed)` between episodes and `shift(k)` after executing k planned actions.
     Subclasses set `config_class` (a dataclass with horizon, action_space, warm_start and seed) and `plan`.
+    `energy` (``energy(preds [S, H, N, D], goal [1, N, D]) -> [S]``, see `planning.energy`) is what the planner
+    minimises; by default the latent distance named by the config's ``energy`` / ``energy_steps``.
     """
 
     config_class: type
 
-    def __init__(self, config=None):
+    def __init__(self, config=None, energy=None):
         self.config = config if config is not None else self.config_class()
+        self.energy = energy if energy is not None else partial(
+            latent_energy, kind=self.config.energy, steps=self.config.energy_steps)
         self.warm = WarmStart()
         self._seed = self.config.seed
         self._generator: torch.Generator | None = None

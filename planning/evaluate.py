@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from planning.common import latent_energy
 from planning.mpc import MPC, EpisodeResult, run_episode
 
 
@@ -91,7 +90,7 @@ def energy_landscape(env, mpc: MPC, seed: int, grid: int = 5, extent: float = 0.
     actions = torch.zeros(grid ** 3, 1, 7)
     actions[:, 0, 0], actions[:, 0, 1], actions[:, 0, 2] = dx.flatten(), dy.flatten(), dz.flatten()
     preds = mpc.world_model.rollout(context, state, actions.to(context.device))
-    energies = latent_energy(preds, mpc.goal).reshape(grid, grid, grid).cpu()
+    energies = mpc.planner.energy(preds, mpc.goal).reshape(grid, grid, grid).cpu()
     best = actions[int(energies.argmin()), 0, :3].numpy()
     return {
         "seed": seed,
@@ -166,9 +165,7 @@ def evaluate(make_env, mpc: MPC, episodes: int, seed: int, out_dir: str | os.Pat
         record = i < videos
         result = run_episode(env, mpc, seed=seed + i, max_steps=max_steps, record_frames=record)
         if record:
-            goal = env.unwrapped.goal_rgb if hasattr(env.unwrapped, "goal_rgb") else None
-            if goal is not None:
-                save_video(out / f"episode_{i:03d}.{video_format}", side_by_side(result.frames, goal))
+            save_video(out / f"episode_{i:03d}.{video_format}", side_by_side(result.frames, result.goal_image))
         results.append(result)
         successes = sum(r.success for r in results)
         bar.set_postfix(success=f"{successes}/{len(results)}", dist=f"{result.final_distance or float('nan'):.3f}")

@@ -16,7 +16,6 @@ from planning.common import (
     PlannerBase,
     PlanResult,
     check_plan_inputs,
-    latent_energy,
 )
 from planning.world_model import WorldModel
 
@@ -59,7 +58,7 @@ class GradientPlanner(PlannerBase):
 
         def evaluate(candidates: torch.Tensor) -> torch.Tensor:
             preds = wm.rollout(context, state, space.to_actions(candidates))
-            return latent_energy(preds, goal, cfg.energy, cfg.energy_steps)
+            return self.energy(preds, goal)
 
         best_params, best_energy = params.detach()[0].clone(), float("inf")
         energies, diag = [], {"energy_min": [], "energy_mean": [], "grad_norm": []}

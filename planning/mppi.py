@@ -18,7 +18,6 @@ from planning.common import (
     PlannerBase,
     PlanResult,
     check_plan_inputs,
-    latent_energy,
 )
 from planning.world_model import WorldModel
 
@@ -64,8 +63,7 @@ class MPPIPlanner(PlannerBase):
             params = mean + noise_std * torch.randn(s, h, p, device=device, generator=gen)
             params[0] = mean  # always score the current mean, so the plan never gets worse unseen
             space.clamp_(params)
-            energy = latent_energy(wm.rollout(context, state, space.to_actions(params)), goal, cfg.energy,
-                                   cfg.energy_steps)
+            energy = self.energy(wm.rollout(context, state, space.to_actions(params)), goal)
             scale = energy.std().clamp_min(1e-12)
             weights = torch.softmax(-(energy - energy.min()) / (cfg.temperature * scale), dim=0)
             w = weights[:, None, None]

@@ -1,0 +1,104 @@
+"""A light head on frozen latents that estimates the proprioceptive state (end-effector position) of a frame.
+
+DROID-format data records the robot state of every frame, so a small regressor from frozen frame latents
+``[N, D]`` to the end-effector position costs seconds to train. Planning uses it to put an *estimated*
+goal position, read from the goal image, next to the latent distance (`planning.energy.StateHeadEnergy`):
+the planner still sees only images, and the world model's predicted latents are read by the same head.
+
+    head = StateHead(tokens=16, dim=192)
+    report = fit_state_head(head, latents, states[:, :3], groups=episode_ids)   # latents as planning sees them
+    head(latents)  # [B, 3] metres
+
+Training may mix in the predictor's own predictions of frames (`predicted_latents`), so the head also reads
+the slightly blurred latents a rollout produces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class StateHead(nn.Module):
+    """Per-token projection to `token_dim`, flattened (keeps where things are), then a 2-layer MLP to `out`.
+
+    The output is de-standardised with the training targets' mean / std (buffers), so it is in label units.
+    """
+
+    def __init__(self, tokens: int, dim: int, out: int = 3, token_dim: int = 32, hidden: int = 256):
+        super().__init__()
+        self.tokens, self.dim = tokens, dim
+        self.project = nn.Linear(dim, token_dim)
+        self.mlp = nn.Sequential(nn.GELU(), nn.Linear(tokens * token_dim, hidden), nn.GELU(), nn.Linear(hidden, out))
+        self.register_buffer("target_mean", torch.zeros(out))
+        self.register_buffer("target_std", torch.ones(out))
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        if latents.dim() != 3 or latents.shape[1:] != (self.tokens, self.dim):
+            raise ValueError(f"StateHead: latents must be [B, {self.tokens}, {self.dim}], got {tuple(latents.shape)}")
+        x = self.mlp(self.project(latents).flatten(1))
+        return x * self.target_std + self.target_mean
+
+
+@dataclass
+class HeadReport:
+    train_rmse: float  # metres (per coordinate, RMS over outputs)
+    val_rmse: float
+    val_mean_error: float  # mean Euclidean error on the held-out rows (metres)
+    steps: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train_rmse": self.train_rmse, "val_rmse": self.val_rmse, "val_mean_error": self.val_mean_error,
+                "steps": self.steps}
+
+
+def _split(n: int, groups, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    uniq = np.random.default_rng(seed).permutation(np.unique(groups))
+    n_val = max(1, round(len(uniq) * val_fraction))
+    if n_val >= len(uniq):
+        raise ValueError(f"fit_state_head: need at least 2 groups (episodes) for a validation split, got {len(uniq)}")
+    val = np.isin(groups, uniq[:n_val])
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def fit_state_head(head: StateHead, latents: torch.Tensor, targets, groups=None, steps: int = 1500,
+                   batch_size: int = 256, lr: float = 2e-3, weight_decay: float = 1e-4, val_fraction: float = 0.15,
+                   noise: float = 0.0, seed: int = 0, log=None) -> HeadReport:
+    """Train `head` on latents [F, N, D] -> targets [F, K] (AdamW, cosine lr); rows split by `groups`.
+
+    `noise` adds Gaussian noise of that std to the latents during training (robustness to predicted latents).
+    The head is left in eval mode with its target mean / std set.
+    """
+    latents = torch.as_tensor(latents, dtype=torch.float32)
+    targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32).reshape(len(latents), -1)
+    train_idx, val_idx = _split(len(latents), groups, val_fraction, seed)
+    head.target_mean.copy_(targets[train_idx].mean(0))
+    head.target_std.copy_(targets[train_idx].std(0).clamp_min(1e-6))
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    scale = head.target_std
+    head.train()
+    train_idx_t = torch.as_tensor(train_idx)
+    for step in range(steps):
+        pick = train_idx_t[torch.randint(len(train_idx_t), (batch_size,), generator=gen)]
+        x = latents[pick]
+        if noise > 0:
+            x = x + noise * torch.randn(x.shape, generator=gen)
+        loss = ((head(x) - targets[pick]) / scale).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log is not None and (step + 1) % 500 == 0:
+            log(f"state head step {step + 1}/{steps}: loss {loss.item():.4f}")
+    head.eval()
+    with torch.no_grad():
+        def rmse(idx):
+            return float((head(latents[idx]) - targets[idx]).square().mean().sqrt())
+
+        val_err = float((head(latents[val_idx]) - targets[val_idx]).norm(dim=-1).mean())
+        return HeadReport(train_rmse=rmse(train_idx), val_rmse=rmse(val_idx), val_mean_error=val_err, steps=steps)
