@@ -47,37 +47,40 @@ class MPC:
         planner: a `CEMPlanner`, `MPPIPlanner` or `GradientPlanner`.
         execute: how many planned actions to execute before re-planning (1 = classic MPC).
         oracle: ORACLE mode — encode true states instead of images (needs an `OracleWorldModel`).
-        device: where latents live (default: CPU).
+        device: where planning happens (default: wherever the world model returns its latents).
     """
 
     def __init__(self, world_model: WorldModel, planner: PlannerBase, execute: int = 1, oracle: bool = False,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device | None = None):
         if not 1 <= execute <= planner.config.horizon:
             raise ValueError(f"MPC: execute must be in [1, horizon={planner.config.horizon}], got {execute}")
         if oracle and not isinstance(world_model, OracleWorldModel):
             raise TypeError(f"MPC: oracle=True needs an OracleWorldModel, got {type(world_model).__name__}")
         self.world_model, self.planner, self.execute, self.oracle = world_model, planner, execute, oracle
-        self.device = torch.device(device)
+        self.device = None if device is None else torch.device(device)
         self.goal: torch.Tensor | None = None
+
+    def _place(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents if self.device is None else latents.to(self.device)
 
     def encode_observation(self, obs: dict) -> torch.Tensor:
         """Latents [1, N, D] of the current observation (its image; its true state in oracle mode)."""
         if self.oracle:
-            return self.world_model.encode_states(obs["state"]).to(self.device)
-        return self.world_model.encode(_image_batch(obs["rgb"], "observation field 'rgb'")).to(self.device)
+            return self._place(self.world_model.encode_states(obs["state"]))
+        return self._place(self.world_model.encode(_image_batch(obs["rgb"], "observation field 'rgb'")))
 
     def set_goal(self, goal_image: np.ndarray | None = None, *, oracle_goal_state=None, seed: int | None = None):
         """Start an episode towards a goal image (or, in oracle mode only, the goal observation's true state)."""
         if self.oracle:
             if oracle_goal_state is None:
                 raise ValueError("MPC.set_goal: oracle mode needs oracle_goal_state (the goal observation's state)")
-            self.goal = self.world_model.encode_states(oracle_goal_state).to(self.device)
+            self.goal = self._place(self.world_model.encode_states(oracle_goal_state))
         else:
             if goal_image is None:
                 raise ValueError("MPC.set_goal: a goal image is required")
             if oracle_goal_state is not None:
                 raise ValueError("MPC.set_goal: the goal state is only accepted in oracle mode")
-            self.goal = self.world_model.encode(_image_batch(goal_image, "goal image")).to(self.device)
+            self.goal = self._place(self.world_model.encode(_image_batch(goal_image, "goal image")))
         self.planner.reset(seed)
 
     def set_goal_from_info(self, info: dict, seed: int | None = None) -> None:
@@ -90,8 +93,8 @@ class MPC:
     def plan(self, obs: dict) -> PlanResult:
         if self.goal is None:
             raise RuntimeError("MPC.plan: call set_goal(...) first")
-        return self.planner.plan(self.world_model, self.encode_observation(obs), _state_tensor(obs, self.device),
-                                 self.goal)
+        context = self.encode_observation(obs)
+        return self.planner.plan(self.world_model, context, _state_tensor(obs, context.device), self.goal)
 
     def act(self, obs: dict) -> tuple[np.ndarray, PlanResult]:
         """Plan from `obs`; return the first `execute` actions [k, 7] (float32) and the plan."""
@@ -108,6 +111,7 @@ class EpisodeResult:
     plan_seconds: list[float] = field(default_factory=list)  # wall time of every planning call
     actions: list[np.ndarray] = field(default_factory=list)  # executed actions
     frames: list[np.ndarray] = field(default_factory=list)  # observed images (start + after every step)
+    goal_image: np.ndarray | None = None  # info["goal_rgb"], kept with the frames
     distances: list[float] = field(default_factory=list)  # simulator distance to goal after every step
     energies: list[float] = field(default_factory=list)  # best planning energy of every plan
 
@@ -126,6 +130,7 @@ def run_episode(env, mpc: MPC, seed: int | None = None, max_steps: int | None = 
                            final_distance=info.get("distance"))
     if record_frames:
         result.frames.append(np.asarray(obs["rgb"]))
+        result.goal_image = np.asarray(info["goal_rgb"])
     done = result.success
     while not done:
         start = time.perf_counter()
