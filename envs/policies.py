@@ -172,7 +172,7 @@ class NoisyPolicy(Policy):
     teleoperator's), noise ~ U(noise_range) scales the Gaussian noise (in units of the per-step limits).
     """
 
-    def __init__(self, expert: Policy, speed_range=(0.4, 1.0), noise_range=(0.1, 0.4), burst_prob: float = 0.05,
+    def __init__(self, expert: Policy, speed_range=(0.4, 1.0), noise_range=(0.05, 0.3), burst_prob: float = 0.04,
                  burst_len: int = 3):
         self.expert, self.speed_range, self.noise_range = expert, speed_range, noise_range
         self.burst_prob, self.burst_len = burst_prob, burst_len
@@ -190,9 +190,9 @@ class NoisyPolicy(Policy):
         action = self.expert(obs, info)
         if self.burst == 0 and self.rng.random() < self.burst_prob:
             self.burst = self.burst_len
-        if self.burst > 0:
+        if self.burst > 0:  # random arm motion; the gripper keeps doing what the expert wants
             self.burst -= 1
-            return self.random(obs, info)
+            return np.concatenate([self.random(obs, info)[:6], action[6:]])
         action[:3] *= self.speed
         scale = np.array([STEP] * 3 + [0.15] * 3 + [0.5])
         return action + self.noise * scale * self.rng.standard_normal(7)
