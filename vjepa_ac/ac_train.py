@@ -574,6 +574,15 @@ def run(data: str | os.PathLike, encoder_checkpoint: str | os.PathLike | None, c
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dist = init_distributed()
+    data = Path(data)
+    if encoder_checkpoint is None and fc.is_feature_cache(data):
+        # A feature store records the encoder weights that made it; the checkpoint must carry the same ones.
+        attrs = fc.store_info(data)
+        encoder_checkpoint = attrs["encoder_checkpoint"]
+        if encoder_checkpoint is None or not Path(encoder_checkpoint).is_file():
+            raise FileNotFoundError(f"{data}: the store was encoded with {encoder_checkpoint!r}, which does not "
+                                    "exist here; pass --encoder-checkpoint with those weights")
+        cfg = _replace(cfg, encoder_checkpoint_key=attrs["encoder_checkpoint_key"])
     if encoder_checkpoint is None:
         cfg = _replace(cfg, encoder_checkpoint_key="encoder")
         encoder_checkpoint = out_dir / "random_encoder.pt"
@@ -587,7 +596,6 @@ def run(data: str | os.PathLike, encoder_checkpoint: str | os.PathLike | None, c
         save_yaml(cfg, out_dir / "config.yaml")
     spec = resolve_encoder_spec(cfg, encoder_checkpoint)
 
-    data = Path(data)
     if fc.is_feature_cache(data):
         store = data
     elif cfg.feature_cache:

@@ -164,6 +164,13 @@ class _FrameSource:
         return center_crop_resize(raw, self.size, self.crop_aspect)
 
 
+def store_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The attributes of a feature store (see the module docstring)."""
+    import zarr
+
+    return dict(zarr.open_group(str(path), mode="r").attrs)
+
+
 def check_store(path: str | os.PathLike, expected: dict[str, Any]) -> dict[str, Any]:
     """Open a feature store's attributes and compare them with ``expected`` (same keys as ``store_attrs``).
 

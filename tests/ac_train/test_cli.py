@@ -46,6 +46,14 @@ def test_train_then_resume_from_the_feature_store(cli, tmp_path):
     assert (out / "eval" / "horizon_errors.png").is_file()
     assert second["config"]["encoder_checkpoint"] == str(out / "random_encoder.pt")
     torch.testing.assert_close(second["encoder"], first["encoder"])
+    # A new run on that store takes the encoder the store was made with (not a fresh random one).
+    other = tmp_path / "other"
+    assert cli.main(["--data", str(out / "features.zarr"), "--config", "ac-smoke", "--out", str(other),
+                     "--max-steps", "2"]) == 0
+    third = torch.load(other / "latest.pt", weights_only=True)
+    assert third["config"]["encoder_checkpoint"] == str(out / "random_encoder.pt")
+    assert not (other / "random_encoder.pt").exists()
+    torch.testing.assert_close(third["encoder"], first["encoder"])
 
 
 def test_on_the_fly_encoding_without_a_feature_store(cli, tmp_path):
