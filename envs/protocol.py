@@ -194,7 +194,7 @@ def unpack_image(packed: dict) -> np.ndarray:
     shape = tuple(packed["shape"])
     if packed.get("dtype") != "uint8" or len(shape) != 3 or shape[2] != 3:
         raise ProtocolError(MALFORMED, f"image: expected uint8 [H, W, 3], got {packed.get('dtype')} {shape}")
-    return np.frombuffer(packed["data"], dtype=np.uint8).reshape(shape)
+    return np.frombuffer(packed["data"], dtype=np.uint8).reshape(shape).copy()  # writable, like a rendered frame
 
 
 def pack_observation(obs: dict, images: bool = True) -> dict:

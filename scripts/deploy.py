@@ -71,7 +71,7 @@ def load_goal_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise SystemExit(f"--goal-image: {path} does not exist")
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
 
 
 def build_mpc(args) -> MPC:
