@@ -209,6 +209,10 @@ class VisionTransformerPredictorAC(nn.Module):
         frames = frames.repeat_interleave(per_frame)
         return rope_table(frames, rows, cols, self.predictor_embed_dim // self.num_heads)
 
+    def _layout(self, per_frame: int):
+        """Token layout for the qkv grouping upstream uses in its RoPE attention (plain attention: none)."""
+        return (self.cond_tokens, per_frame) if self.use_rope else None
+
     def _readout(self, x):
         """Drop the conditioning tokens of ``[B, T, cond + hw, Dp]`` -> ``[B, T*hw, D_enc]``."""
         x = x[:, :, self.cond_tokens :].flatten(1, 2)
@@ -253,6 +257,7 @@ class VisionTransformerPredictorAC(nn.Module):
             rope,
             attn_mask,
             checkpointing=self.use_activation_checkpointing,
+            frame_layout=self._layout(per_frame),
         )
         return self._readout(x.view(batch, steps, per_frame, -1))
 
@@ -297,7 +302,7 @@ class VisionTransformerPredictorAC(nn.Module):
         rope = self._rope(cache.num_frames, 1, *grid, x.device)
         layers = []
         for blk, past in zip(self.predictor_blocks, cache.layers):
-            x, kv = blk.forward_cached(x, rope, past)
+            x, kv = blk.forward_cached(x, rope, past, self._layout(x.size(1)))
             layers.append(kv)
         # Commit only after every layer succeeded, so a failed call leaves the cache untouched.
         cache.layers, cache.grid = layers, grid

@@ -267,13 +267,27 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def project(self, x, rope=None):
+    def project(self, x, rope=None, frame_layout=None):
         """x [B, N, C] -> q, k, v [B, heads, N, head_dim] (q and k rotated when rope is given)."""
         # The 3*C outputs are laid out [3, heads, head_dim].
-        q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x) if frame_layout is None else self._grouped_qkv(x, *frame_layout)
+        q, k, v = qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         return q, k, v
+
+    def _grouped_qkv(self, x, cond_tokens, frame_len):
+        """qkv for frames laid out [cond_0 .. cond_{c-1}, patches ...] (AC predictor).
+
+        Upstream applies the qkv layer to each conditioning slot and to the patch tokens in separate
+        matrix products. Mathematically that is one product; doing it the same way keeps the matrix
+        shapes, hence the float rounding, identical to upstream (bit-exact outputs, even for deep models).
+        """
+        frames = x.view(x.size(0), -1, frame_len, x.size(-1))
+        parts = [self.qkv(frames[:, :, i : i + 1].flatten(1, 2)).unsqueeze(2) for i in range(cond_tokens)]
+        patches = self.qkv(frames[:, :, cond_tokens:].flatten(1, 2))
+        parts.append(patches.view(frames.size(0), frames.size(1), frame_len - cond_tokens, -1))
+        return torch.cat(parts, dim=2).flatten(1, 2)
 
     def attend(self, q, k, v, attn_mask=None):
         """Softmax attention of q over (k, v), then the output projection -> [B, Nq, C]."""
@@ -285,8 +299,8 @@ class Attention(nn.Module):
             x = F.dropout(attn, drop) @ v
         return self.proj_drop(self.proj(x.transpose(1, 2).flatten(2)))
 
-    def forward(self, x, rope=None, attn_mask=None):
-        return self.attend(*self.project(x, rope), attn_mask=attn_mask)
+    def forward(self, x, rope=None, attn_mask=None, frame_layout=None):
+        return self.attend(*self.project(x, rope, frame_layout), attn_mask=attn_mask)
 
 
 class Block(nn.Module):
@@ -318,16 +332,16 @@ class Block(nn.Module):
         else:
             self.mlp = MLP(dim, hidden, drop=drop)
 
-    def forward(self, x, rope=None, attn_mask=None):
-        x = x + self.drop_path(self.attn(self.norm1(x), rope, attn_mask))
+    def forward(self, x, rope=None, attn_mask=None, frame_layout=None):
+        x = x + self.drop_path(self.attn(self.norm1(x), rope, attn_mask, frame_layout))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
-    def forward_cached(self, x, rope, past_kv):
+    def forward_cached(self, x, rope, past_kv, frame_layout=None):
         """Process new tokens that may attend to cached keys/values plus themselves (no mask needed).
 
         Returns the block output and the extended (keys, values) for the cache.
         """
-        q, k, v = self.attn.project(self.norm1(x), rope)
+        q, k, v = self.attn.project(self.norm1(x), rope, frame_layout)
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)
             v = torch.cat([past_kv[1], v], dim=2)
@@ -341,14 +355,16 @@ def make_blocks(depth, dim, num_heads, drop_path_rate=0.0, **block_options) -> n
     return nn.ModuleList(Block(dim, num_heads, drop_path=rate, **block_options) for rate in rates)
 
 
-def run_blocks(blocks, x, rope=None, attn_mask=None, checkpointing=False, out_layers=None, norm=None):
+def run_blocks(
+    blocks, x, rope=None, attn_mask=None, checkpointing=False, out_layers=None, norm=None, frame_layout=None
+):
     """Apply blocks in order, optionally with activation checkpointing; collect ``norm(x)`` at out_layers."""
     outs = []
     for i, blk in enumerate(blocks):
         if checkpointing and torch.is_grad_enabled():
-            x = torch.utils.checkpoint.checkpoint(blk, x, rope, attn_mask, use_reentrant=False)
+            x = torch.utils.checkpoint.checkpoint(blk, x, rope, attn_mask, frame_layout, use_reentrant=False)
         else:
-            x = blk(x, rope, attn_mask)
+            x = blk(x, rope, attn_mask, frame_layout)
         if out_layers is not None and i in out_layers:
             outs.append(norm(x))
     return (x, outs) if out_layers is not None else x
