@@ -103,9 +103,15 @@ class SimController(FrankaController):
 
     def step(self, action) -> StepResult:
         action = as_action(action, "SimController.step")
-        applied = self.env.apply_delta(action)
+        # The gripper delta is relative to the *measured* closedness (the state), as on the real arm; the env
+        # adds it to its last gripper command, which differs while the fingers are blocked by an object.
+        measured = self.env.state()[6]
+        command = action.copy()
+        command[6] = float(np.clip(measured + action[6], 0.0, 1.0)) - self.env.gripper_command
+        executed = np.asarray(self.env.apply_delta(command), dtype=np.float64)
+        applied = np.concatenate([executed[:6], [self.env.gripper_command - measured]])
         limited = () if np.allclose(applied, action) else ("sim_controller",)
-        return StepResult(applied=np.asarray(applied, dtype=np.float64), limited=limited, state=self.env.state())
+        return StepResult(applied=applied, limited=limited, state=self.env.state())
 
     def set_gripper(self, position: float) -> float:
         position = float(np.clip(position, 0.0, 1.0))
