@@ -102,3 +102,37 @@ def fit_state_head(head: StateHead, latents: torch.Tensor, targets, groups=None,
 
         val_err = float((head(latents[val_idx]) - targets[val_idx]).norm(dim=-1).mean())
         return HeadReport(train_rmse=rmse(train_idx), val_rmse=rmse(val_idx), val_mean_error=val_err, steps=steps)
+
+
+def store_frames(store, normalize_reps: bool = True, episodes=None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Every frame of a feature store (`vjepa_ac.feature_cache`): latents [F, N, D] as planning sees them
+    (layer-normed when `normalize_reps`), states [F, 7] and the episode index of each row [F]."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r")
+    starts, lengths = group["episode_starts"][:], group["episode_lengths"][:]
+    episodes = range(len(starts)) if episodes is None else episodes
+    rows = np.concatenate([np.arange(starts[e], starts[e] + lengths[e]) for e in episodes])
+    episode_ids = np.concatenate([np.full(lengths[e], e) for e in episodes])
+    features = torch.from_numpy(np.asarray(group["features"][:])[rows]).float()
+    if normalize_reps:
+        features = torch.nn.functional.layer_norm(features, features.shape[-1:])
+    return features, np.asarray(group["states"][:])[rows], episode_ids
+
+
+def save_state_head(head: StateHead, path, **extra) -> None:
+    """Atomic checkpoint: weights plus what rebuilds the head (tokens, dim, out, token_dim, hidden)."""
+    from vjepa_ac.checkpoint import atomic_save
+
+    spec = {"tokens": head.tokens, "dim": head.dim, "out": head.mlp[-1].out_features,
+            "token_dim": head.project.out_features, "hidden": head.mlp[1].out_features}
+    atomic_save({"state_head": head.state_dict(), "spec": spec, **extra}, path)
+
+
+def load_state_head(path, map_location="cpu") -> StateHead:
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if "state_head" not in ckpt or "spec" not in ckpt:
+        raise KeyError(f"{path}: not a state-head checkpoint (expected keys 'state_head' and 'spec', got {sorted(ckpt)})")
+    head = StateHead(**ckpt["spec"])
+    head.load_state_dict(ckpt["state_head"])
+    return head.eval().requires_grad_(False)
