@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=40, help="actions to execute (default %(default)s)")
     p.add_argument("--fps", type=float, default=4.0,
                    help="recorded frame rate: the rate the planned actions stand for (default 4, V-JEPA 2-AC's)")
+    p.add_argument("--camera-extrinsics", type=float, nargs=6, metavar=("X", "Y", "Z", "RX", "RY", "RZ"),
+                   help="pose of the exterior camera in the robot base frame (m, Euler 'xyz' rad, OpenCV axes), "
+                        "recorded with the episode as DROID's camera_extrinsics")
     p.add_argument("--token-file", type=Path, help="shared secret of the server (default: $FRANKA_SERVER_TOKEN)")
     p.add_argument("--timeout", type=float, default=0.75,
                    help="per-request timeout, seconds; a lost server is reported after it (default %(default)s)")
@@ -119,7 +122,8 @@ def main(argv=None) -> Path:
             metadata = {"goal_image": str(args.goal_image), "checkpoint": str(args.checkpoint),
                         "controller": args.controller, "planner": args.planner, "server": client.server_info,
                         "error": None if error is None else f"{type(error).__name__}: {error}"}
-            path = robot.write_episode(episode, fps=args.fps, metadata=metadata)
+            extrinsics = {"rgb": args.camera_extrinsics} if args.camera_extrinsics else None
+            path = robot.write_episode(episode, fps=args.fps, metadata=metadata, camera_extrinsics=extrinsics)
             Image.fromarray(goal).save(path / "goal.png")
             print(f"episode written to {path}", flush=True)
         client.close()

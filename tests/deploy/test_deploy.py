@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -55,7 +56,9 @@ def deploy_args(endpoint, checkpoint, goal, out, steps):
 def test_episode_end_to_end(inputs, tmp_path):
     checkpoint, goal = inputs
     with running_server("--seed", str(SEED), "--max-translation", "0.04") as (_, endpoint):
-        episode = load_deploy().main(deploy_args(endpoint, checkpoint, goal, tmp_path, steps=4))
+        extrinsics = ["0.9", "-0.7", "0.75", "-2.0", "0.1", "0.6"]
+        episode = load_deploy().main(deploy_args(endpoint, checkpoint, goal, tmp_path, steps=4)
+                                     + ["--camera-extrinsics", *extrinsics])
         with FrankaClient(endpoint, timeout_s=5.0) as client:
             counts = client.ping()["counts"]
     assert counts["steps_executed"] == 4
@@ -68,6 +71,9 @@ def test_episode_end_to_end(inputs, tmp_path):
     np.testing.assert_allclose(data.states, observed, atol=1e-6)
     assert data.joint_positions.shape == (5, 7) and data.roles["ext1"] == "exterior"
     assert data.load_frames("ext1").shape == (5, 32, 32, 3)
+    with h5py.File(episode / "trajectory.h5") as h5:
+        np.testing.assert_allclose(h5["observation/camera_extrinsics/exterior_left"][:],
+                                   np.tile(np.array(extrinsics, float), (5, 1)))
     for event in (e for e in log if e["cmd"] == "step"):
         assert len(event["request"]) == 7 and np.linalg.norm(event["applied"][:3]) <= 0.04 + 1e-9
     assert (episode / "goal.png").is_file()
