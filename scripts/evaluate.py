@@ -43,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
                    help="gymnasium.make option, e.g. image_size=128 or control_hz=10 (repeatable)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="run the world model under bfloat16 autocast (CUDA)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is fastest on a loaded shared machine)")
     p.add_argument("--videos", type=int, default=2, help="save the first N episodes as videos")
@@ -117,7 +118,8 @@ def main(argv=None):
         from vjepa_ac.world_model import VJEPAWorldModel
 
         world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device,
-                                                      crop_aspect=args.crop_aspect)
+                                                      crop_aspect=args.crop_aspect,
+                                                      amp_dtype=torch.bfloat16 if args.bf16 else None)
         oracle = False
     mpc = MPC(world_model, build_planner(args), execute=args.execute, oracle=oracle, device=args.device)
     options = env_options(args.env_option)

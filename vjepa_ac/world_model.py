@@ -10,10 +10,12 @@ aspect, resize, ImageNet normalisation, the frame repeated to a 2-frame tubelet,
 checkpoint was trained with ``normalize_reps``). Rollouts are `vjepa_ac.ac_train.rollout`: the KV-cached
 ``forward_next`` of the predictor, one frame per step, with the states of steps > 0 integrated from the
 actions by `droid_data.integrate_actions` in torch, vectorised over samples. Rollouts are differentiable
-with respect to the actions (the gradient planner needs it); the weights are frozen.
+with respect to the actions (the gradient planner needs it); the weights are frozen. With ``amp_dtype``
+(e.g. ``torch.bfloat16`` on CUDA) both run under autocast and return float32 latents.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -26,17 +28,24 @@ from vjepa_ac.ac_train import encode_images, load_ac_checkpoint, rollout
 
 class VJEPAWorldModel:
     def __init__(self, encoder: nn.Module, predictor: nn.Module, *, normalize_reps: bool = True,
-                 img_size: int | None = None, crop_aspect: float = 1.0, tubelet_size: int = 2):
+                 img_size: int | None = None, crop_aspect: float = 1.0, tubelet_size: int = 2,
+                 amp_dtype: torch.dtype | None = None):
         self.encoder = encoder.eval().requires_grad_(False)
         self.predictor = predictor.eval().requires_grad_(False)
         self.normalize_reps = normalize_reps
         self.img_size = img_size if img_size is not None else _img_size(encoder)
         self.crop_aspect = crop_aspect
         self.tubelet_size = tubelet_size
+        self.amp_dtype = amp_dtype
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
-                        crop_aspect: float | None = None) -> VJEPAWorldModel:
+                        crop_aspect: float | None = None, amp_dtype: torch.dtype | None = None) -> VJEPAWorldModel:
         """Load an AC-training checkpoint (keys ``encoder``, ``predictor``, ``config``; see docs/ac_training.md).
 
         Frames are cropped to the aspect the predictor was trained on unless `crop_aspect` overrides it.
@@ -47,7 +56,8 @@ class VJEPAWorldModel:
                 raise KeyError(f"{path}: checkpoint config lacks {key!r}; has {sorted(config)}")
         return cls(encoder.to(device), predictor.to(device), normalize_reps=bool(config["normalize_reps"]),
                    img_size=int(config["img_size"]), tubelet_size=int(config["tubelet_size"]),
-                   crop_aspect=float(config.get("crop_aspect", 1.0) if crop_aspect is None else crop_aspect))
+                   crop_aspect=float(config.get("crop_aspect", 1.0) if crop_aspect is None else crop_aspect),
+                   amp_dtype=amp_dtype)
 
     @property
     def device(self) -> torch.device:
@@ -60,8 +70,10 @@ class VJEPAWorldModel:
             raise ValueError(f"VJEPAWorldModel.encode: images must be uint8 [B, H, W, 3], "
                              f"got {images.dtype} {images.shape}")
         frames = center_crop_resize(images, self.img_size, self.crop_aspect)
-        return encode_images(self.encoder, torch.from_numpy(frames).to(self.device), self.normalize_reps,
-                             self.tubelet_size)
+        with self._autocast():
+            latents = encode_images(self.encoder, torch.from_numpy(frames).to(self.device), self.normalize_reps,
+                                    self.tubelet_size)
+        return latents.float()
 
     def rollout(self, latents: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Latents [B, N, D] and state [B, 7] of the current frame, actions [S, H, 7] -> predictions [S, H, N, D].
@@ -80,7 +92,9 @@ class VJEPAWorldModel:
         actions = actions.to(device=device, dtype=torch.float32)
         latents = latents.to(device).expand(s, -1, -1)
         state = state.to(device=device, dtype=torch.float32).expand(s, -1)
-        return rollout(self.predictor, latents, state, actions, self.normalize_reps)
+        with self._autocast():
+            preds = rollout(self.predictor, latents, state, actions, self.normalize_reps)
+        return preds.float()
 
 
 def _img_size(encoder: nn.Module) -> int:
