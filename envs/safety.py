@@ -103,9 +103,11 @@ def limit_step(state: np.ndarray, action: np.ndarray, limits: SafetyLimits) -> L
         limited.append("max_translation")
 
     rotvec, hit = _scale_to_norm(Rotation.from_euler("xyz", action[3:6]).as_rotvec(), limits.max_rotation)
-    rotation = Rotation.from_rotvec(rotvec).as_euler("xyz") if hit else action[3:6]
     if hit:
         limited.append("max_rotation")
+    # Always re-expressed in canonical Euler angles: (pi, pi, pi) is the identity, and backends that treat
+    # Euler deltas as small vectors (norm clamps, velocity scaling) must see the small rotation it is.
+    rotation = Rotation.from_rotvec(rotvec).as_euler("xyz")
 
     target_xyz = state[:3] + translation
     inside = np.clip(target_xyz, limits.workspace_low, limits.workspace_high)

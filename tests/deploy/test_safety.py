@@ -43,6 +43,16 @@ def test_rotation_is_scaled_to_the_angle_limit():
     np.testing.assert_allclose(got / np.linalg.norm(got), asked / np.linalg.norm(asked), atol=1e-9)
 
 
+def test_rotations_leave_in_canonical_small_euler_angles():
+    # (pi - 0.05, pi, pi) in extrinsic 'xyz' is a 0.05 rad rotation written with large angles.
+    asked = np.array([0, 0, 0, np.pi - 0.05, np.pi, np.pi, 0])
+    safe = limit_step(STATE, asked, LIMITS)
+    assert safe.limited == ()
+    assert np.linalg.norm(safe.action[3:6]) == pytest.approx(0.05, abs=1e-9)
+    assert rotation_angle(safe.action[3:6]) == pytest.approx(rotation_angle(asked[3:6]))
+    np.testing.assert_allclose(safe.target, integrate_actions(STATE, asked[None])[-1], atol=1e-9)
+
+
 def test_workspace_clips_the_target():
     at_edge = STATE.copy()
     at_edge[2] = LIMITS.workspace_low[2] + 0.01
@@ -78,6 +88,7 @@ def test_any_step_respects_every_limit(xyz, euler, grip, offset):
     safe = limit_step(state, np.array(xyz + euler + [grip]), limits)
     assert np.linalg.norm(safe.action[:3]) <= limits.max_translation + 1e-9
     assert rotation_angle(safe.action[3:6]) <= limits.max_rotation + 1e-9
+    assert np.linalg.norm(safe.action[3:6]) <= 1.01 * limits.max_rotation  # canonical angles, not (pi, pi, pi)
     low, high = np.array(limits.workspace_low), np.array(limits.workspace_high)
     dist_before = np.linalg.norm(state[:3] - np.clip(state[:3], low, high))
     dist_after = np.linalg.norm(safe.target[:3] - np.clip(safe.target[:3], low, high))
