@@ -200,3 +200,20 @@ def test_reach_oracle_solves_episodes(reach):
                 break
         solved += info["is_success"]
     assert solved == 10
+
+
+def test_camera_extrinsics_project_the_gripper_into_the_image(reach):
+    """camera_pose follows DROID's convention (camera pose in the base frame, OpenCV axes): the EE expressed
+    in the camera frame projects onto the orange fingers in the render."""
+    from droid_data.conventions import to_camera_frame
+
+    size = reach.config.image_size
+    focal = 0.5 * size / np.tan(np.radians(reach.model.cam_fovy[reach.model.camera("ext1").id]) / 2)
+    for seed in range(3):
+        obs, _ = reach.reset(seed=seed)
+        x, y, z = to_camera_frame(reach.state(), reach.camera_pose("ext1"))[:3]
+        assert z > 0.5  # in front of the camera
+        u, v = int(focal * x / z + size / 2), int(focal * y / z + size / 2)  # y down: row index
+        patch = obs["rgb"][max(v - 2, 0):v + 3, max(u - 2, 0):u + 3].reshape(-1, 3).astype(int)
+        orange = (patch[:, 0] > 150) & (patch[:, 0] - patch[:, 2] > 80)
+        assert orange.any(), f"seed {seed}: no gripper colour around pixel ({u}, {v})"
