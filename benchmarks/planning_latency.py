@@ -9,10 +9,10 @@ iterations, horizon and seed. The baseline (benchmarks/official_cem.py) re-runs 
 trajectory at every horizon step and integrates poses with scipy one sample at a time, drawing its random
 numbers from the global RNG; ours (planning.cem) rolls every candidate out with the KV-cached
 ``forward_next`` and integrates poses in torch, drawing the same numbers from a local generator. The energies
-of every candidate in every iteration must agree to 1e-4 ("same elites" counts the iterations whose top-k
-sets are identical: a float-rounding swap of two near-equal elites changes the plan, not the energies).
-Prints two tables: latency per planned action (MPC executes one action per plan) and rollout time versus
-horizon.
+of every candidate in every iteration must agree to 1e-4. Plans can still differ where the k-th and (k+1)-th
+candidates tie within float rounding (e.g. candidates clipped to the same box corner, or converged energies):
+a swap changes the elite mean, not the energies. Prints two tables: latency per planned action (MPC executes
+one action per plan) and rollout time versus horizon.
 """
 from __future__ import annotations
 
@@ -51,10 +51,6 @@ def build_world_model(args) -> VJEPAWorldModel:
     predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
     return VJEPAWorldModel(encoder, predictor, normalize_reps=cfg.normalize_reps, img_size=cfg.img_size,
                            tubelet_size=cfg.tubelet_size)
-
-
-def elites(energies: torch.Tensor, k: int) -> set[int]:
-    return set(energies.topk(k, largest=False).indices.tolist())
 
 
 def timed(fn, repeats: int):
@@ -99,9 +95,8 @@ def main(argv=None):
     # --- CEM: same seed, same numbers --------------------------------------------------------------------------
     print(f"\nCEM latency per planned action (samples={args.samples}, top-k={args.topk}, "
           f"iterations={args.iterations}, median of {args.repeats}; MPC executes one action per plan)")
-    print("| horizon | official prefix CEM (s) | planning.cem (s) | speed-up | max energy diff | same elites "
-          "| max plan diff |")
-    print("|---|---|---|---|---|---|---|")
+    print("| horizon | official prefix CEM (s) | planning.cem (s) | speed-up | max energy diff | max plan diff |")
+    print("|---|---|---|---|---|---|")
     worst = 0.0
     for horizon in args.horizons:
         def run_official(horizon=horizon):
@@ -125,11 +120,10 @@ def main(argv=None):
         # every candidate of every iteration (energies of identical samples, as both draw the same numbers)
         energy_diff = float((ref_energies - our_energies).abs().max())
         plan_diff = float((ref_plan - our_plan).abs().max())
-        same_elites = sum(elites(r, args.topk) == elites(o, args.topk) for r, o in zip(ref_energies, our_energies))
         worst = max(worst, energy_diff)
         t_ref, t_ours = statistics.median(ref_times), statistics.median(our_times)
         print(f"| {horizon} | {t_ref:.3f} | {t_ours:.3f} | {t_ref / t_ours:.1f}x | {energy_diff:.1e} "
-              f"| {same_elites}/{args.iterations} | {plan_diff:.1e} |", flush=True)
+              f"| {plan_diff:.1e} |", flush=True)
 
     # --- rollout time vs horizon ---------------------------------------------------------------------------
     print(f"\nRollout of {args.samples} action sequences from one context (median of {args.repeats})")
