@@ -466,11 +466,6 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
         if dist.is_main:
             print(f"resumed from {latest} at step {step}")
 
-    def save(path: Path) -> None:
-        if dist.is_main:
-            atomic_save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
-                         "config": ckpt_config, "step": step, "optimizer": optimizer.state_dict()}, path)
-
     logger = MetricsLogger(out_dir)
     stop = cfg.total_steps if max_steps is None else min(cfg.total_steps, step + max_steps)
     stream = batch_stream(train_set, cfg, dist, step)
@@ -484,12 +479,13 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
         with _autocast(cfg, dist.device):
             h, actions, states = clip_latents(batch, encoder, cfg, dist.device)
             losses = model(h, actions, states)
+        if not torch.isfinite(losses["loss"]):  # stop before the weights are touched; latest.pt stays good
+            raise FloatingPointError(f"step {step}: non-finite loss {losses['loss'].item()} "
+                                     f"(tf {losses['tf_loss'].item()}, rollout {losses['rollout_loss'].item()})")
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(predictor.parameters(), cfg.clip_grad or math.inf)
         optimizer.step()
-        if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(f"step {step}: non-finite loss {losses['loss'].item()}")
 
         evaluating = step % cfg.eval_every == 0 or step == stop
         if evaluating:
@@ -502,7 +498,9 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
                             roll=f"{last['rollout_loss']:.4f}")
         bar.update(1)
         if step % cfg.checkpoint_every == 0 or step == stop:
-            save(latest)
+            if dist.is_main:
+                atomic_save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
+                             "config": ckpt_config, "step": step, "optimizer": optimizer.state_dict()}, latest)
             barrier()
     bar.close()
     logger.close()
