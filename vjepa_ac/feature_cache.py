@@ -234,9 +234,14 @@ class FeatureClipDataset(torch.utils.data.Dataset):
         feats = root["features"]
         nbytes = int(np.prod(feats.shape)) * feats.dtype.itemsize
         self._features = np.asarray(feats[:]) if nbytes <= IN_MEMORY_BYTES else None
+        self._handle = None  # large stores: a zarr handle per process (DataLoader workers open their own)
+        self._pid = None
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_handle": None}
 
     def _rows(self, index: int) -> np.ndarray:
         e, s = self.windows[index]
@@ -248,10 +253,12 @@ class FeatureClipDataset(torch.utils.data.Dataset):
         if self._features is not None:
             latents = self._features[rows]
         else:
-            import zarr
+            if self._handle is None or self._pid != os.getpid():
+                import zarr
 
-            latents = zarr.open_group(str(self.path), mode="r")["features"][int(rows[0]):int(rows[-1]) + 1]
-            latents = latents[rows - rows[0]]
+                self._handle, self._pid = zarr.open_group(str(self.path), mode="r")["features"], os.getpid()
+            # One contiguous read of the clip's span, then subsample.
+            latents = self._handle[int(rows[0]):int(rows[-1]) + 1][rows - rows[0]]
         states = self._states[rows]
         return {"latents": torch.from_numpy(latents.astype(np.float32)),
                 "states": torch.from_numpy(states.astype(np.float32)),

@@ -113,3 +113,13 @@ def test_encoder_architecture_read_from_a_pretraining_checkpoint(tmp_path):
     assert rebuilt.state_dict().keys() == source.state_dict().keys()
     with pytest.raises(ValueError, match="from_checkpoint"):
         resolve_encoder_spec(cfg, None)
+
+
+def test_large_stores_are_read_from_disk_per_clip(setup, monkeypatch):
+    _, _, _, store = setup
+    in_memory = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0)
+    monkeypatch.setattr(fc, "IN_MEMORY_BYTES", 0)
+    on_disk = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0)
+    assert on_disk._features is None and len(on_disk) == len(in_memory)
+    for i in (0, len(on_disk) - 1):
+        torch.testing.assert_close(on_disk[i]["latents"], in_memory[i]["latents"])
