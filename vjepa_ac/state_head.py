@@ -136,3 +136,39 @@ def load_state_head(path, map_location="cpu") -> StateHead:
     head = StateHead(**ckpt["spec"])
     head.load_state_dict(ckpt["state_head"])
     return head.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def predicted_latents(predictor: nn.Module, latents: torch.Tensor, states, episode, horizon: int = 2,
+                      normalize_reps: bool = True, batch_size: int = 256):
+    """The AC predictor's rollouts from every frame with the recorded actions, as planning rolls it out.
+
+    latents [F, N, D] (as planning sees them), states [F, 7], episode [F] (rows of one episode consecutive).
+    Returns (preds [M, N, D], their recorded states [M, 7], episode [M], step [M] in 1..horizon): the latent
+    predicted k steps ahead of frame t, for every t with t + horizon inside its episode.
+    """
+    from droid_data import pose_diffs
+    from vjepa_ac.ac_train import rollout
+
+    states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
+    episode = np.asarray(episode)
+    offsets = np.arange(horizon + 1)
+    starts = np.array([t for t in range(len(episode) - horizon) if episode[t + horizon] == episode[t]], dtype=np.int64)
+    if len(starts) == 0:
+        raise ValueError(f"predicted_latents: no episode is longer than horizon={horizon} frames")
+    preds, labels = [], []
+    for i in range(0, len(starts), batch_size):
+        rows = starts[i:i + batch_size, None] + offsets  # [b, horizon + 1]
+        window = states[torch.as_tensor(rows)]
+        z = rollout(predictor, latents[torch.as_tensor(rows[:, 0])], window[:, 0], pose_diffs(window), normalize_reps)
+        preds.append(z.flatten(0, 1))
+        labels.append(window[:, 1:].flatten(0, 1))
+    step = np.tile(np.arange(1, horizon + 1), len(starts))
+    return torch.cat(preds), torch.cat(labels), np.repeat(episode[starts], horizon), step
+
+
+@torch.no_grad()
+def head_errors(head: StateHead, latents: torch.Tensor, positions) -> dict[str, float]:
+    """Mean / median Euclidean error (metres) of the head's estimates."""
+    err = (head(latents) - torch.as_tensor(np.asarray(positions), dtype=torch.float32)).norm(dim=-1)
+    return {"mean": float(err.mean()), "median": float(err.median())}

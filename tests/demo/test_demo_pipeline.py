@@ -52,6 +52,9 @@ def test_toy_results_table(toy_run):
         results["landscape"]["pairs"])
     horizon = results["ac"]["horizon_l1"]
     assert np.isfinite(horizon["rollout"][0]) and np.isfinite(horizon["copy_first"][0])
+    head = results["state_head"]
+    assert {"held_out_real", "held_out_predicted_h1", "held_out_predicted_h2"} == set(head)
+    assert all(0 <= v["mean"] < 1.0 for v in head.values())  # metres
     text = (toy_run / "results.md").read_text()
     assert "| reach | CEM + world model (goal image) |" in text and "| total |" in text
 
