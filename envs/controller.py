@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from droid_data.conventions import euler_xyz_to_matrix
 from envs.scene import HOME_JOINTS, Robot
@@ -69,13 +70,20 @@ class CartesianController:
         self._jacr = np.zeros((3, model.nv))
 
     def clamp(self, action) -> np.ndarray:
-        """Validate and clamp an action to the per-step limits (norm of xyz, norm of the Euler delta, gripper)."""
+        """Validate and clamp an action to the per-step limits (xyz norm, rotation angle, gripper).
+
+        The rotation is limited by its true angle, not by the norm of its Euler vector: Euler angles such as
+        (pi - 0.05, pi, pi) describe a 0.05 rad rotation, and scaling that vector would command a different one.
+        """
         action = validate_action(action).copy()
         cfg = self.config
-        for part, limit in ((slice(0, 3), self.max_translation), (slice(3, 6), self.max_rotation)):
-            norm = np.linalg.norm(action[part])
-            if norm > limit:
-                action[part] *= limit / norm
+        norm = np.linalg.norm(action[:3])
+        if norm > self.max_translation:
+            action[:3] *= self.max_translation / norm
+        rotvec = Rotation.from_euler("xyz", action[3:6]).as_rotvec()
+        angle = np.linalg.norm(rotvec)
+        if angle > self.max_rotation:
+            action[3:6] = Rotation.from_rotvec(rotvec * (self.max_rotation / angle)).as_euler("xyz")
         action[6] = np.clip(action[6], -cfg.max_gripper_delta, cfg.max_gripper_delta)
         return action
 

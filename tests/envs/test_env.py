@@ -217,3 +217,22 @@ def test_camera_extrinsics_project_the_gripper_into_the_image(reach):
         patch = obs["rgb"][max(v - 2, 0):v + 3, max(u - 2, 0):u + 3].reshape(-1, 3).astype(int)
         orange = (patch[:, 0] > 150) & (patch[:, 0] - patch[:, 2] > 80)
         assert orange.any(), f"seed {seed}: no gripper colour around pixel ({u}, {v})"
+
+
+def test_rotation_clamp_limits_the_true_angle_not_the_euler_norm(reach):
+    """Euler (pi - 0.05, pi, pi) is a 0.05 rad rotation; scaling its Euler vector would command another one."""
+    from scipy.spatial.transform import Rotation
+
+    clamp = reach.controller.clamp
+    small = np.array([0, 0, 0, np.pi - 0.05, np.pi, np.pi, 0])
+    kept = clamp(small)
+    # within the limit: the same rotation as asked
+    np.testing.assert_allclose(euler_xyz_to_matrix(kept[3:6]), euler_xyz_to_matrix(small[3:6]), atol=1e-9)
+    big = np.array([0, 0, 0, 0.4, -0.3, 0.2, 0])
+    limited = clamp(big)
+    angle = np.linalg.norm(Rotation.from_euler("xyz", limited[3:6]).as_rotvec())
+    assert np.isclose(angle, reach.controller.max_rotation)
+    # same axis as the asked rotation
+    axis_asked = Rotation.from_euler("xyz", big[3:6]).as_rotvec()
+    axis_done = Rotation.from_euler("xyz", limited[3:6]).as_rotvec()
+    np.testing.assert_allclose(axis_done / angle, axis_asked / np.linalg.norm(axis_asked), atol=1e-9)
