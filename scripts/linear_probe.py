@@ -48,9 +48,11 @@ def main(argv=None) -> int:
     p.add_argument("--max-episodes", type=int, help="use at most this many episodes")
     p.add_argument("--test-fraction", type=float, default=0.25, help="fraction of episodes held out (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and of the random-init encoder")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: fastest for tiny encoders on a busy machine)")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
 
     encoder, cfg = load_encoder_from_checkpoint(args.checkpoint, key=args.key)
     torch.manual_seed(args.seed + 1)
@@ -64,11 +66,11 @@ def main(argv=None) -> int:
     layer_opts = LAYER_CHOICES if args.layers == "both" else (args.layers,)
     pool_opts = POOL_CHOICES if args.pool == "both" else (args.pool,)
     rows = []
-    for layers in layer_opts:
-        for pool in pool_opts:
-            for name, enc in (("pretrained", encoder), ("random-init", random_encoder)):
-                r = probe_encoder(enc, train, test, layers, pool, cfg.model.tubelet_size)
-                rows.append({"features": name, "layers": layers, "pool": pool, **r.as_row()})
+    for name, enc in (("pretrained", encoder), ("random-init", random_encoder)):
+        results = probe_encoder(enc, train, test, layer_opts, pool_opts, cfg.model.tubelet_size)
+        for (layers, pool), r in results.items():
+            rows.append({"features": name, "layers": layers, "pool": pool, **r.as_row()})
+    rows.sort(key=lambda r: (r["layers"], r["pool"]))
     r = ridge_probe(pixel_features(train.frames), train.labels, pixel_features(test.frames), test.labels,
                     train_groups=train.episode)
     rows.append({"features": "pixels 16x16", "layers": "-", "pool": "-", **r.as_row()})

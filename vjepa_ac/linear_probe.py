@@ -27,13 +27,12 @@ POOL_CHOICES = ("mean", "flatten")
 
 
 @torch.no_grad()
-def encode_frames(encoder: nn.Module, frames: np.ndarray | torch.Tensor, layers: str = "last", pool: str = "mean",
-                  batch_size: int = 64, tubelet_size: int = 2) -> torch.Tensor:
-    """Frozen features of single frames, ``[N, F]`` float32 on CPU."""
+def frame_tokens(encoder: nn.Module, frames: np.ndarray | torch.Tensor, layers: str = "last", batch_size: int = 64,
+                 tubelet_size: int = 2) -> torch.Tensor:
+    """Frozen patch tokens of single frames, ``[N, tokens, D·L]`` float32 on CPU (L = 1 or 4 layers,
+    the last block's output last)."""
     if layers not in LAYER_CHOICES:
         raise ValueError(f"layers: expected one of {LAYER_CHOICES}, got {layers!r}")
-    if pool not in POOL_CHOICES:
-        raise ValueError(f"pool: expected one of {POOL_CHOICES}, got {pool!r}")
     frames = torch.as_tensor(np.asarray(frames))
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected uint8 [N, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
@@ -52,13 +51,26 @@ def encode_frames(encoder: nn.Module, frames: np.ndarray | torch.Tensor, layers:
             x = frames[start:start + batch_size].to(device).permute(0, 3, 1, 2).float().div_(255.0)
             x = x.unsqueeze(2).repeat(1, 1, tubelet_size, 1, 1)
             h = encoder((x - mean) / std)
-            h = torch.cat(h, dim=-1) if isinstance(h, (list, tuple)) else h  # [b, N, D·layers]
-            h = h.mean(dim=1) if pool == "mean" else h.flatten(1)
-            out.append(h.float().cpu())
+            out.append((torch.cat(h, dim=-1) if isinstance(h, (list, tuple)) else h).float().cpu())
     finally:
         encoder.out_layers = saved
         encoder.train(was_training)
     return torch.cat(out)
+
+
+def pool_tokens(tokens: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """``[N, tokens, F]`` -> ``[N, F]`` (mean over tokens) or ``[N, tokens·F]`` (flatten)."""
+    if pool not in POOL_CHOICES:
+        raise ValueError(f"pool: expected one of {POOL_CHOICES}, got {pool!r}")
+    return tokens.mean(dim=1) if pool == "mean" else tokens.flatten(1)
+
+
+def encode_frames(encoder: nn.Module, frames: np.ndarray | torch.Tensor, layers: str = "last", pool: str = "mean",
+                  batch_size: int = 64, tubelet_size: int = 2) -> torch.Tensor:
+    """Frozen features of single frames, ``[N, F]`` float32 on CPU."""
+    if pool not in POOL_CHOICES:
+        raise ValueError(f"pool: expected one of {POOL_CHOICES}, got {pool!r}")
+    return pool_tokens(frame_tokens(encoder, frames, layers, batch_size, tubelet_size), pool)
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ class _Standardizer:
         return (x - self.mean) / self.std
 
 
-def ridge_probe(train_x, train_y, test_x, test_y, lambdas=(1e-2, 1e-1, 1, 10, 100, 1e3, 1e4),
+def ridge_probe(train_x, train_y, test_x, test_y, lambdas=(1e-2, 1e-1, 1, 10, 1e2, 1e3, 1e4, 1e5, 1e6),
                 val_fraction: float = 0.2, train_groups=None, seed: int = 0) -> ProbeResult:
     """Fit a ridge probe (strength chosen on a validation split) and score it on the test set.
 
@@ -173,9 +185,16 @@ def split_by_episode(data: ProbeData, test_fraction: float = 0.25, seed: int = 0
     return pick(~test), pick(test)
 
 
-def probe_encoder(encoder: nn.Module, train: ProbeData, test: ProbeData, layers: str = "last",
-                  pool: str = "mean", tubelet_size: int = 2) -> ProbeResult:
-    """Encode both splits with the frozen ``encoder`` and fit / score a ridge probe."""
-    ftr = encode_frames(encoder, train.frames, layers, pool, tubelet_size=tubelet_size)
-    fte = encode_frames(encoder, test.frames, layers, pool, tubelet_size=tubelet_size)
-    return ridge_probe(ftr, train.labels, fte, test.labels, train_groups=train.episode)
+def probe_encoder(encoder: nn.Module, train: ProbeData, test: ProbeData, layers=("last",), pools=("mean",),
+                  tubelet_size: int = 2) -> dict[tuple[str, str], ProbeResult]:
+    """Encode both splits once with the frozen ``encoder``; a ridge probe per (layers, pool) option."""
+    deep = "last4" if "last4" in layers else "last"
+    tr, te = (frame_tokens(encoder, d.frames, deep, tubelet_size=tubelet_size) for d in (train, test))
+    dim = encoder.embed_dim
+    results = {}
+    for layer in layers:
+        a, b = (tr, te) if layer == deep else (tr[..., -dim:], te[..., -dim:])  # the last block comes last
+        for pool in pools:
+            results[(layer, pool)] = ridge_probe(pool_tokens(a, pool), train.labels, pool_tokens(b, pool),
+                                                 test.labels, train_groups=train.episode)
+    return results

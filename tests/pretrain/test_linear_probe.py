@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa_ac.linear_probe import ProbeData, encode_frames, ridge_fit, ridge_probe, split_by_episode
+from vjepa_ac.linear_probe import (
+    ProbeData,
+    encode_frames,
+    probe_encoder,
+    ridge_fit,
+    ridge_probe,
+    split_by_episode,
+)
 from vjepa_ac.pretrain import build_encoder
 
 
@@ -54,3 +61,19 @@ def test_encode_frames_layers_and_pooling(tiny):
     assert enc.out_layers is None  # restored
     with pytest.raises(ValueError, match="pool"):
         encode_frames(enc, frames, "last", "max")
+
+
+def test_probe_encoder_reuses_one_forward_for_all_options(tiny):
+    cfg = tiny()
+    enc = build_encoder(cfg)
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (48, 32, 32, 3), dtype=np.uint8)
+    labels = frames.reshape(48, -1).mean(1, keepdims=True) / 255.0  # brightness: linearly decodable
+    data = ProbeData(frames, labels, np.repeat(np.arange(12), 4))
+    train, test = split_by_episode(data, 0.25)
+    res = probe_encoder(enc, train, test, layers=("last", "last4"), pools=("mean", "flatten"))
+    assert set(res) == {("last", "mean"), ("last", "flatten"), ("last4", "mean"), ("last4", "flatten")}
+    direct = ridge_probe(encode_frames(enc, train.frames), train.labels, encode_frames(enc, test.frames),
+                         test.labels, train_groups=train.episode)
+    assert res[("last", "mean")].r2 == pytest.approx(direct.r2, abs=1e-6)
+    assert res[("last4", "flatten")].num_features == 16 * 2 * 48
