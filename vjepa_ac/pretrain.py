@@ -438,19 +438,37 @@ class JEPATrainer:
         self._loss_sum, self._loss_count = 0.0, 0
 
     def load_weights(self, ckpt: dict, source: str) -> None:
-        """Load encoder, predictor and target encoder (strict; ``module.``/``backbone.`` prefixes removed)."""
+        """Load encoder, predictor and target encoder (strict; ``module.``/``backbone.`` prefixes removed).
+
+        A file without ``target_encoder`` (some exported checkpoints) starts the target from ``encoder``.
+        """
+        target_key = "target_encoder"
+        if target_key not in ckpt and "encoder" in ckpt:
+            print(f"[pretrain] {source} has no 'target_encoder'; the target encoder starts as a copy of 'encoder'")
+            target_key = "encoder"
         for key, module in (("encoder", self.encoder), ("predictor", self.predictor),
-                            ("target_encoder", self.ema.get_target_encoder())):
+                            (target_key, self.ema.get_target_encoder())):
             try:
                 load_pretrained(module, ckpt, key)
             except (KeyError, RuntimeError) as e:
                 raise type(e)(f"{source}: {e}") from e
 
+    def _load_optimizer(self, state: dict, source: str) -> None:
+        """Load an optimizer state, keeping this run's group settings (``name``, ``lr_scale``,
+        ``WD_exclude``): an official state has no ``lr_scale``, which would silently reset it to 1."""
+        ours = [{k: g[k] for k in ("name", "lr_scale", "WD_exclude") if k in g} for g in self.optimizer.param_groups]
+        try:
+            self.optimizer.load_state_dict(state)
+        except ValueError as e:
+            raise ValueError(f"{source}: optimizer state does not fit this model's parameter groups: {e}") from e
+        for group, meta in zip(self.optimizer.param_groups, ours):
+            group.update(meta)
+
     def load_checkpoint(self, path: str | os.PathLike) -> int:
         """Restore everything for an exact resume; returns the stored epoch (completed epochs)."""
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
         self.load_weights(ckpt, str(path))
-        self.optimizer.load_state_dict(ckpt["opt"])
+        self._load_optimizer(ckpt["opt"], str(path))
         if ckpt.get("scaler") is not None:
             if not self.scaler.is_enabled():
                 raise ValueError(f"{path}: checkpoint has a GradScaler state but use_float16 is False")
@@ -464,12 +482,10 @@ class JEPATrainer:
         state when the checkpoint has a compatible one; the step counter starts at 0."""
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
         self.load_weights(ckpt, str(path))
-        opt = ckpt.get("opt")
-        if opt is not None:
-            try:
-                self.optimizer.load_state_dict(opt)
-            except ValueError as e:
-                raise ValueError(f"{path}: optimizer state does not fit this model's parameter groups: {e}") from e
+        if ckpt.get("opt") is not None:
+            self._load_optimizer(ckpt["opt"], str(path))
+        else:
+            print(f"[pretrain] {path} has no optimizer state; AdamW starts fresh")
         self.global_step = 0
 
 

@@ -135,3 +135,23 @@ def test_vicreg_terms_are_reported_and_mismatched_masks_rejected(tiny):
     assert m["vicreg_var"] >= 0 and m["vicreg_cov"] >= 0
     with pytest.raises(ValueError, match="2 context masks and 3 target masks"):
         tr.train_step(clips, me, mp + mp[:1])
+
+
+def test_start_from_an_official_style_file_keeps_lr_scale(tiny, tmp_path):
+    cfg = tiny(encoder_lr_scale=0.1)
+    a = _trainer(cfg)
+    a.train_step(_clips(cfg), *build_mask_sampler(cfg)(4, mask_generator(0, 0)))
+    state = a.state(epoch=1)
+    for g in state["opt"]["param_groups"]:  # the official groups carry no name / lr_scale
+        g.pop("name")
+        g.pop("lr_scale")
+    del state["target_encoder"]
+    state["encoder"] = {k.replace("module.backbone.", "module."): v for k, v in state["encoder"].items()}
+    torch.save(state, tmp_path / "official.pt")
+    b = _trainer(cfg, seed=5)
+    b.start_from(tmp_path / "official.pt")
+    assert b.global_step == 0
+    assert [g["lr_scale"] for g in b.optimizer.param_groups] == [0.1, 1.0, 0.1, 1.0]
+    for pa, pb in zip(a.encoder.parameters(), b.ema.get_target_encoder().parameters()):
+        assert torch.equal(pa, pb)  # no target_encoder in the file: the target starts from the encoder
+    assert b.optimizer.state_dict()["state"][0]["step"] == 1
