@@ -112,3 +112,19 @@ def test_bf16_autocast_returns_float32_close_to_float32(checkpoint):
     assert preds.dtype == torch.float32
     error = (preds - reference).abs().mean() / reference.abs().mean()
     assert 0 < error < 0.05  # bf16 really ran (not bit-equal) and stays close
+
+
+def test_cem_energies_match_the_official_planner_on_the_same_weights(wm):
+    """Same seed: the official recompute-the-prefix CEM and ours score the same candidates alike."""
+    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
+    official = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(official)
+    context, goal = wm.encode(_images(1, seed=3)), wm.encode(_images(1, seed=4))
+    state = torch.tensor([[0.45, 0.05, 0.3, 3.1, -0.1, 0.2, 0.0]])
+    record = []
+    torch.manual_seed(11)
+    official.official_cem(context[:, None], state[:, None], goal[:, None],
+                          official.prefix_step(wm.predictor, 16, True), rollout=2, cem_steps=3, samples=32, topk=4,
+                          record=record)
+    ours = CEMPlanner(CEMConfig(horizon=2, iterations=3, samples=32, topk=4, seed=11)).plan(wm, context, state, goal)
+    torch.testing.assert_close(ours.energies, torch.stack(record), atol=1e-5, rtol=0)
