@@ -91,7 +91,7 @@ class DemoConfig:
     # planning energy: latent_weight * L1 + head_weight * metres between head estimates (0 = latent L1 only)
     head_weight: float = 10.0
     latent_weight: float = 1.0
-    energy_steps: str = "last"  # "last" (official) or "all" predicted steps
+    energy_steps: str = "all"  # "all" predicted steps (sum) or "last" (official)
     # 5. landscape
     landscape_goals: int = 20
     landscape_others: int = 60
