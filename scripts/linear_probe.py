@@ -42,8 +42,9 @@ def main(argv=None) -> int:
                    help="what to regress (default: ee_xyz, the end-effector position in metres)")
     p.add_argument("--layers", default="last", choices=[*LAYER_CHOICES, "both"],
                    help="last block output, or the concatenation of the last four (default: last)")
-    p.add_argument("--pool", default="mean", choices=[*POOL_CHOICES, "both"],
-                   help="average the patch tokens, or keep them all (flatten) (default: mean)")
+    p.add_argument("--pool", default="flatten", choices=[*POOL_CHOICES, "both"],
+                   help="keep every patch token (flatten: a linear map can use where things are; the default) "
+                        "or average them (mean)")
     p.add_argument("--frame-stride", type=int, default=1, help="use every N-th frame of each episode (default 1)")
     p.add_argument("--max-episodes", type=int, help="use at most this many episodes")
     p.add_argument("--test-fraction", type=float, default=0.25, help="fraction of episodes held out (default 0.25)")
