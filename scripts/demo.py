@@ -106,7 +106,7 @@ class DemoConfig:
     baseline_episodes: int = 30
     extra_tasks: list[str] = field(default_factory=lambda: ["push", "pick_place"])
     extra_episodes: int = 10
-    extra_max_steps: int | None = None
+    extra_max_steps: int | None = 40  # push / pick-and-place step budget (None: the task default, 60 / 80)
     videos: int = 2
 
 
@@ -322,11 +322,12 @@ def results_markdown(rows, landscape, ac, head_report, timer: Timer, cfg: DemoCo
         lines.append(f"| {r['task']} | {r['policy']} | {r['successes']}/{r['episodes']} = {r['success_rate']:.0%} | "
                      f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} | {r['final_distance_m'] * 100:.1f} cm | {sec} |")
     lines += ["", "## Energy landscape (held-out frames; 1 = energy ranks positions by distance to the goal)", "",
-              "| features / energy | Spearman, random pairs | Spearman, straight path | energy fell (share of steps) |",
-              "|---|---|---|---|"]
+              ("| features / energy | Spearman, random pairs | Spearman, straight path | energy fell (share of steps) "
+              "| path energy at goal / at start |"), "|---|---|---|---|---|"]
     for name, v in landscape["pairs"].items():
         p = landscape["straight_path"][name]
-        lines.append(f"| {name} | {v['spearman_mean']:.3f} | {p['spearman']:.3f} | {p['monotone']:.0%} |")
+        lines.append(f"| {name} | {v['spearman_mean']:.3f} | {p['spearman']:.3f} | {p['monotone']:.0%} | "
+                     f"{p['relative_energy'][-1]:.2f} |")
     h = ac.get("horizon_l1", {})
     if h:
         lines += ["", "## World model (held-out latent L1; copy = repeat the last observed frame)", "",
