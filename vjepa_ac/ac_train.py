@@ -468,6 +468,9 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
 
     logger = MetricsLogger(out_dir)
     stop = cfg.total_steps if max_steps is None else min(cfg.total_steps, step + max_steps)
+    if step >= stop and dist.is_main:
+        print(f"{latest} is already at step {step} of total_steps={cfg.total_steps}: nothing to train "
+              f"(raise total_steps or use another --out)")
     stream = batch_stream(train_set, cfg, dist, step)
     bar = tqdm(total=stop, initial=step, disable=not (progress and dist.is_main), desc="train_ac", unit="step")
     last: dict[str, Any] = {}
