@@ -2,7 +2,7 @@
 """End-to-end CPU demo: the world model plans. `make demo` runs it (about 20 minutes on 2 CPU cores).
 
 Stages (each resumes when its output exists, so an interrupted run continues):
-  1. collect   scripted simulator episodes of FrankaReach-v0 in DROID's raw layout        (envs.collect)
+  1. collect   scripted FrankaReach-v0 episodes + workspace exploration, DROID raw layout  (envs.collect)
   2. pretrain  a tiny V-JEPA encoder on them (video mode), then a cooldown                  (vjepa_ac.pretrain)
   3. ac        the action-conditioned predictor on the frozen encoder                       (vjepa_ac.ac_train)
   4. head      a light end-effector head on frozen latents, from the recorded states        (vjepa_ac.state_head)
@@ -40,6 +40,7 @@ import yaml
 
 import envs  # noqa: F401  (registers the Franka tasks)
 from envs.collect import collect_episodes
+from envs.exploration import collect_exploration
 from envs.policies import make_policy
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
@@ -77,6 +78,7 @@ class DemoConfig:
     threads: int = 2  # torch threads (the demo's target machine has 2 cores)
     # 1. data
     episodes: int = 200  # scripted reach episodes (mixed oracle / noisy expert / random), 31 frames each
+    explore_episodes: int = 100  # workspace-covering exploration episodes (envs.exploration), 31 frames each
     image_size: int = 64
     # 2-3. stage presets (vjepa_ac/configs) and overrides ("key=value", dotted for nested fields)
     pretrain: str = "demo-pretrain"
@@ -138,8 +140,11 @@ class Timer:
 
 
 def stage_collect(cfg: DemoConfig, out: Path) -> Path:
-    data = out / "data" / "reach"
-    collect_episodes("reach", cfg.episodes, seed=cfg.seed, out=data, image_size=cfg.image_size)
+    """Episodes under OUT/data: reach/ (scripted task data) and explore/ (the whole workspace)."""
+    data = out / "data"
+    collect_episodes("reach", cfg.episodes, seed=cfg.seed, out=data / "reach", image_size=cfg.image_size)
+    if cfg.explore_episodes > 0:
+        collect_exploration(data / "explore", cfg.explore_episodes, seed=cfg.seed, image_size=cfg.image_size)
     return data
 
 
@@ -207,7 +212,7 @@ def stage_landscape(cfg: DemoConfig, out: Path, wm: VJEPAWorldModel, head: State
     from droid_data import find_episodes, read_episode
 
     ac_cfg = load_ac_config(out / "ac" / "demo_ac.yaml")
-    folders = find_episodes(out / "data" / "reach")
+    folders = find_episodes(out / "data")  # the AC run's episode order, so the split is its split
     _, val_eps = split_episodes(len(folders), ac_cfg.val_fraction)
     frames, positions = [], []
     for e in val_eps:

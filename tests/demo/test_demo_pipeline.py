@@ -29,6 +29,7 @@ def toy_run(demo, tmp_path_factory):
 def test_toy_pipeline_writes_every_stage(toy_run):
     out = toy_run
     assert len(list((out / "data" / "reach").glob("reach_*/trajectory.h5"))) == 10
+    assert len(list((out / "data" / "explore").glob("explore_*/trajectory.h5"))) == 3
     for path in ("pretrain/latest.pt", "cooldown/latest.pt", "ac/latest.pt", "ac/features.zarr", "state_head.pt",
                  "landscape.json", "landscape.png", "results.md", "results.json", "eval/reach_cem/report.json",
                  "eval/reach_cem/episode_000.mp4", "eval/reach_cem/energy_landscape.png"):
