@@ -7,6 +7,8 @@ resumed run sees exactly the data the uninterrupted run would have seen.
 
 Sources (``DataConfig.source``):
 - ``droid``: DROID raw-layout episodes (``droid_data.read_episode``), any of their cameras;
+- ``droid_cache``: a zarr clip cache written by ``python -m droid_data convert`` (fast; frames already
+  at the cache's resolution; one item per episode, a random cached camera per item);
 - ``videos``: every video file below a folder (mp4, webm, mkv, avi, mov);
 - ``images``: every image below a folder (png, jpg, jpeg, bmp, webp); an image becomes a clip of
   ``frames_per_clip`` identical frames (image mode; use ``frames_per_clip = tubelet_size``);
@@ -31,7 +33,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-DATA_SOURCES = ("droid", "videos", "images", "synthetic")
+DATA_SOURCES = ("droid", "droid_cache", "videos", "images", "synthetic")
 
 
 @dataclass
@@ -234,6 +236,34 @@ class DroidClipDataset(Dataset):
         return self.transform(read_episode(folder).load_frames(serial, idx), g)
 
 
+class DroidCacheClipDataset(Dataset):
+    """Random clips from a ``droid_data`` zarr cache (``droid_data.dataset.CachedClipDataset``).
+
+    The cache dataset draws its window from ``(seed, epoch, index)``; the per-item seed of
+    ``StepSampler`` is passed as that "epoch", so a step's clips stay a pure function of the step.
+    """
+
+    def __init__(self, path, frames_per_clip: int, fps: float | None, transform: VideoTransform,
+                 cameras: list[str] | None = None):
+        from droid_data.clips import ClipSpec
+        from droid_data.dataset import CachedClipDataset
+
+        self.base = CachedClipDataset(path, ClipSpec(frames_per_clip=frames_per_clip, fps=fps), cameras=cameras,
+                                      output="uint8", seed=0)
+        if len(self.base) == 0:
+            raise FileNotFoundError(f"data.path: the cache {path} has no episode long enough for "
+                                    f"{frames_per_clip} frames at fps {fps}")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, item) -> torch.Tensor:
+        index, g = _split_item(item)
+        self.base.set_epoch(int(torch.randint(2**62, (), generator=g)))
+        return self.transform(self.base[index]["frames"].numpy(), g)
+
+
 class SyntheticVideoDataset(Dataset):
     """Coloured squares moving with constant velocity on a noisy background, generated per index."""
 
@@ -263,6 +293,8 @@ def build_dataset(cfg: DataConfig) -> Dataset:
     transform = VideoTransform(cfg.crop_size, cfg.random_resized_crop, cfg.aspect_ratio, cfg.horizontal_flip)
     if cfg.source == "droid":
         return DroidClipDataset(cfg.path, cfg.frames_per_clip, cfg.frame_step, transform, cfg.cameras, cfg.fps)
+    if cfg.source == "droid_cache":
+        return DroidCacheClipDataset(cfg.path, cfg.frames_per_clip, cfg.fps, transform, cfg.cameras)
     if cfg.source == "videos":
         return VideoFolderDataset(cfg.path, cfg.frames_per_clip, cfg.frame_step, transform, cfg.fps)
     if cfg.source == "images":

@@ -96,6 +96,17 @@ def test_video_folder_image_folder_and_droid_sources(tmp_path):
                                        frames_per_clip=4, crop_size=16))
     assert len(one_cam) == 1
 
+    from droid_data.cache import convert
+
+    convert(tmp_path / "droid", tmp_path / "cache.zarr", size=24, cameras=["ext1"], progress=False)
+    cached = build_dataset(DataConfig(source="droid_cache", path=str(tmp_path / "cache.zarr"), frames_per_clip=4,
+                                      fps=5, crop_size=16))
+    assert len(cached) == 1
+    c = cached[(0, 11)]
+    assert c.shape == (3, 4, 16, 16) and torch.equal(c, cached[(0, 11)])
+    red = _unnormalize(c)[0].mean(dim=(1, 2))
+    assert torch.all(red[1:] > red[:-1])  # frames in temporal order
+
 
 def test_missing_data_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="no video files"):
