@@ -75,7 +75,9 @@ class DemoConfig:
 
     out: str = "runs/demo"
     seed: int = 0
-    threads: int = 2  # torch threads (the demo's target machine has 2 cores)
+    # torch threads. 1: the demo's ops are small; a second thread gains little on a free 2-core machine and, when
+    # anything else runs, spin-waits (a 1 s fit took 55 s with 2 threads on a shared machine)
+    threads: int = 1
     # 1. data
     episodes: int = 200  # scripted reach episodes (mixed oracle / noisy expert / random), 31 frames each
     explore_episodes: int = 100  # workspace-covering exploration episodes (envs.exploration), 31 frames each
