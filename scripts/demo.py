@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -122,19 +123,13 @@ class Timer:
     def __init__(self):
         self.stages: dict[str, float] = {}
 
+    @contextmanager
     def stage(self, name: str):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                log(f"--- {name} ---")
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.stages[name] = time.perf_counter() - self.start
-                log(f"{name} done in {timer.stages[name]:.0f} s")
-
-        return _Stage()
+        log(f"--- {name} ---")
+        start = time.perf_counter()
+        yield
+        self.stages[name] = time.perf_counter() - start
+        log(f"{name} done in {self.stages[name]:.0f} s")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,8 +161,9 @@ def stage_ac(cfg: DemoConfig, out: Path, data: Path, encoder_ckpt: Path) -> dict
     preset = ac_dir / "demo_ac.yaml"  # the preset plus the demo's overrides, as one file next to the run
     preset.write_text(yaml.safe_dump({"base": cfg.ac, "seed": cfg.seed, **parse_overrides(cfg.ac_overrides)}))
     result = train_ac(data, encoder_ckpt, preset, ac_dir)
-    means = result["eval"].means() if result["eval"] is not None else {}
-    return {"step": result["step"], "horizon_l1": means}
+    # The last held-out evaluation (also when a finished run was only resumed and trained no further).
+    report = json.loads((ac_dir / "eval" / "horizon_errors.json").read_text())
+    return {"step": result["step"], "horizon_l1": {k: v for k, v in report.items() if k != "step"}}
 
 
 def stage_head(cfg: DemoConfig, out: Path, wm: VJEPAWorldModel) -> tuple[StateHead, dict]:

@@ -64,6 +64,8 @@ def test_rerun_resumes_without_retraining(demo, toy_run):
     before = {p: (toy_run / p).stat().st_mtime_ns for p in ("pretrain/latest.pt", "ac/latest.pt", "state_head.pt")}
     assert demo.main(["--config", "demo-toy", "--out", str(toy_run), "--set", "eval_episodes=1",
                       "--set", "baseline_episodes=1", "--set", "extra_tasks=[]"]) == 0
+    rerun = json.loads((toy_run / "results.json").read_text())
+    assert np.isfinite(rerun["ac"]["horizon_l1"]["rollout"][0])  # the finished AC run's evaluation is reported
     for path, mtime in before.items():
         if path != "pretrain/latest.pt":  # the pretraining loop rewrites latest.pt even with no epochs left
             assert (toy_run / path).stat().st_mtime_ns == mtime, path
