@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 import numpy as np
 import zmq
@@ -40,6 +41,7 @@ class FrankaClient(FrankaController):
     """
 
     backend = "network"
+    RATE_MARGIN_S = 0.003
 
     def __init__(self, address: str, *, token: str | None = None, timeout_s: float = 0.75,
                  home_timeout_s: float = 30.0, connect: bool = True):
@@ -53,8 +55,22 @@ class FrankaClient(FrankaController):
         self._context = zmq.Context()
         self._socket = None
         self.server_info: dict = {}
+        self._last_motion = -float("inf")  # monotonic time of the previous step/gripper request
         if connect:
             self.server_info = self.ping()
+
+    def _pace_motion(self) -> None:
+        """Wait until the server's command-rate limit admits the next motion command.
+
+        The server refuses motion commands closer than 1 / max_rate_hz (it stays the enforcer); a fast planner
+        should wait for its slot rather than be refused. A small margin covers network jitter.
+        """
+        max_rate_hz = self.server_info.get("limits", {}).get("max_rate_hz")
+        if max_rate_hz:
+            wait = self._last_motion + 1.0 / max_rate_hz + self.RATE_MARGIN_S - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        self._last_motion = time.monotonic()
 
     # ---- transport --------------------------------------------------------------------------------------
     def _open(self):
@@ -103,11 +119,13 @@ class FrankaClient(FrankaController):
 
     def step(self, action) -> StepResult:
         action = as_action(action, "FrankaClient.step")
+        self._pace_motion()
         reply = self.request("step", action=action.tolist())
         return StepResult(applied=np.asarray(reply["applied"], dtype=np.float64), limited=tuple(reply["limited"]),
                           state=np.asarray(reply["obs"]["state"], dtype=np.float64))
 
     def set_gripper(self, position: float) -> float:
+        self._pace_motion()
         return float(self.request("gripper", position=float(position))["applied"])
 
     def home(self) -> dict:

@@ -88,7 +88,9 @@ def test_any_step_respects_every_limit(xyz, euler, grip, offset):
     safe = limit_step(state, np.array(xyz + euler + [grip]), limits)
     assert np.linalg.norm(safe.action[:3]) <= limits.max_translation + 1e-9
     assert rotation_angle(safe.action[3:6]) <= limits.max_rotation + 1e-9
-    assert np.linalg.norm(safe.action[3:6]) <= 1.01 * limits.max_rotation  # canonical angles, not (pi, pi, pi)
+    # canonical angles, not e.g. (pi, pi, pi) (norm ~5.4): an Euler vector's norm exceeds its rotation angle only
+    # by second-order terms at these small angles (hypothesis found 1.0% at 0.1 rad)
+    assert np.linalg.norm(safe.action[3:6]) <= 1.1 * limits.max_rotation
     low, high = np.array(limits.workspace_low), np.array(limits.workspace_high)
     dist_before = np.linalg.norm(state[:3] - np.clip(state[:3], low, high))
     dist_after = np.linalg.norm(safe.target[:3] - np.clip(safe.target[:3], low, high))

@@ -145,9 +145,19 @@ def test_token_and_rate_limit_over_the_wire(guarded_server):
     with FrankaClient(guarded_server, token="s3cret", timeout_s=5.0) as client:
         time.sleep(0.15)
         client.step([0.01, 0, 0, 0, 0, 0, 0])
-        with pytest.raises(CommandRefused) as refused:
-            client.step([0.01, 0, 0, 0, 0, 0, 0])  # within 100 ms of the previous one
+        with pytest.raises(CommandRefused) as refused:  # a raw request skips the client's pacing
+            client.request("step", action=[0.01, 0, 0, 0, 0, 0, 0])  # within 100 ms of the previous one
         assert refused.value.code == protocol.RATE_LIMITED
+
+
+def test_client_paces_motion_commands_to_the_server_rate(guarded_server):
+    """A planner faster than the server's rate limit waits for its slot instead of being refused."""
+    with FrankaClient(guarded_server, token="s3cret", timeout_s=5.0) as client:
+        time.sleep(0.15)
+        start = time.monotonic()
+        for _ in range(3):
+            client.step([0.005, 0, 0, 0, 0, 0, 0])  # refused commands would raise CommandRefused
+        assert time.monotonic() - start >= 2 * 0.1  # 10 Hz: at least two full intervals between three steps
 
 
 def test_killed_server_gives_a_client_error_within_a_second_then_reconnects():
