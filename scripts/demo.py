@@ -146,7 +146,7 @@ def stage_collect(cfg: DemoConfig, out: Path) -> Path:
 
 
 def stage_pretrain(cfg: DemoConfig, out: Path, data: Path) -> Path:
-    common = [f"data.path={data}", f"seed={cfg.seed}"]
+    common = [f"data.path={data}", f"seed={cfg.seed}", f"threads={cfg.threads}"]
     pre = load_pretrain_config(cfg.pretrain, [*common, f"output_dir={out / 'pretrain'}", *cfg.pretrain_overrides])
     pretrain(pre)
     cool = load_pretrain_config(cfg.cooldown, [*common, f"output_dir={out / 'cooldown'}",
