@@ -26,14 +26,10 @@ from PIL import Image
 
 from envs.controllers import RecordingController
 from envs.franka_client import CommandRefused, FrankaClient
-from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
-from planning.gradient import GradientConfig, GradientPlanner
 from planning.mpc import MPC, run_controller
-from planning.mppi import MPPIConfig, MPPIPlanner
+from planning.registry import PLANNERS, build_planner
 
-PLANNERS = {"cem": (CEMPlanner, CEMConfig), "mppi": (MPPIPlanner, MPPIConfig),
-            "gradient": (GradientPlanner, GradientConfig)}
 log = logging.getLogger("deploy")
 
 
@@ -80,10 +76,9 @@ def load_goal_image(path: Path) -> np.ndarray:
 def build_mpc(args) -> MPC:
     from vjepa_ac.world_model import VJEPAWorldModel
 
-    planner_class, config_class = PLANNERS[args.planner]
-    overrides = {k: getattr(args, k) for k in ("horizon", "samples", "iterations") if getattr(args, k) is not None}
     space = ActionSpace(maxnorm=args.maxnorm, plan_rotation=args.plan_rotation)
-    planner = planner_class(config_class(action_space=space, seed=args.seed, **overrides))
+    planner = build_planner(args.planner, {"horizon": args.horizon, "samples": args.samples,
+                                           "iterations": args.iterations, "action_space": space, "seed": args.seed})
     return MPC(VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device), planner, execute=args.execute,
                device=args.device)
 

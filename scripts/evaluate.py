@@ -21,12 +21,10 @@ import gymnasium as gym
 import torch
 
 import envs  # noqa: F401  (registers the Franka tasks)
-from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ENERGIES, ENERGY_STEPS, ActionSpace
 from planning.evaluate import evaluate
-from planning.gradient import GradientConfig, GradientPlanner
 from planning.mpc import MPC
-from planning.mppi import MPPIConfig, MPPIPlanner
+from planning.registry import PLANNERS, build_planner
 from planning.world_model import OracleWorldModel
 
 
@@ -54,16 +52,16 @@ def parse_args(argv=None):
     p.add_argument("--crop-aspect", type=float, default=None,
                    help="center-crop aspect for encoding (default: the checkpoint's training value)")
     # planner
-    p.add_argument("--planner", choices=["cem", "mppi", "gradient"], default="cem")
-    p.add_argument("--horizon", type=int, default=2)
+    p.add_argument("--planner", choices=sorted(PLANNERS), default="cem")
+    p.add_argument("--horizon", type=int, default=None, help="planning horizon, steps (default: 2)")
     p.add_argument("--samples", type=int, default=None,
                    help="candidates per iteration (default: cem/mppi 400, gradient 8 parallel starts)")
     p.add_argument("--iterations", type=int, default=None, help="default: cem/mppi 10, gradient 30")
-    p.add_argument("--topk", type=int, default=10, help="CEM elites")
-    p.add_argument("--momentum-mean", type=float, default=0.15, help="CEM mean momentum (xyz/rotation)")
-    p.add_argument("--momentum-std", type=float, default=0.15, help="CEM std momentum (xyz/rotation)")
-    p.add_argument("--temperature", type=float, default=0.1, help="MPPI temperature (x energy std)")
-    p.add_argument("--lr", type=float, default=0.01, help="gradient planner Adam step size")
+    p.add_argument("--topk", type=int, default=None, help="CEM elites (default: 10)")
+    p.add_argument("--momentum-mean", type=float, default=None, help="CEM mean momentum, xyz/rotation (default: 0.15)")
+    p.add_argument("--momentum-std", type=float, default=None, help="CEM std momentum, xyz/rotation (default: 0.15)")
+    p.add_argument("--temperature", type=float, default=None, help="MPPI temperature, x energy std (default: 0.1)")
+    p.add_argument("--lr", type=float, default=None, help="gradient planner Adam step size (default: 0.01)")
     p.add_argument("--maxnorm", type=float, default=0.05, help="max xyz delta per coordinate and step (m)")
     p.add_argument("--plan-rotation", action="store_true", help="plan all 7 dims (official: rotation fixed 0)")
     p.add_argument("--max-rotation", type=float, default=0.15, help="rotation delta box with --plan-rotation")
@@ -76,18 +74,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build_planner(args):
+def planner_from_flags(args):
+    """The chosen planner; flags left unset keep the planner's own defaults (planning.registry)."""
     space = ActionSpace(maxnorm=args.maxnorm, max_rotation=args.max_rotation, plan_rotation=args.plan_rotation)
-    common = {"horizon": args.horizon, "action_space": space, "energy": args.energy,
-              "energy_steps": args.energy_steps, "warm_start": args.warm_start, "seed": args.planner_seed}
-    if args.planner == "cem":
-        return CEMPlanner(CEMConfig(samples=args.samples or 400, iterations=args.iterations or 10, topk=args.topk,
-                                    momentum_mean=args.momentum_mean, momentum_std=args.momentum_std, **common))
-    if args.planner == "mppi":
-        return MPPIPlanner(MPPIConfig(samples=args.samples or 400, iterations=args.iterations or 10,
-                                      temperature=args.temperature, **common))
-    return GradientPlanner(GradientConfig(samples=args.samples or 8, iterations=args.iterations or 30, lr=args.lr,
-                                          **common))
+    try:
+        return build_planner(args.planner, {
+            "horizon": args.horizon, "samples": args.samples, "iterations": args.iterations, "topk": args.topk,
+            "momentum_mean": args.momentum_mean, "momentum_std": args.momentum_std,
+            "temperature": args.temperature, "lr": args.lr, "action_space": space, "energy": args.energy,
+            "energy_steps": args.energy_steps, "warm_start": args.warm_start, "seed": args.planner_seed})
+    except ValueError as exc:
+        raise SystemExit(f"--planner {args.planner}: {exc}") from None
 
 
 def env_options(pairs: list[str]) -> dict:
@@ -121,7 +118,7 @@ def main(argv=None):
                                                       crop_aspect=args.crop_aspect,
                                                       amp_dtype=torch.bfloat16 if args.bf16 else None)
         oracle = False
-    mpc = MPC(world_model, build_planner(args), execute=args.execute, oracle=oracle, device=args.device)
+    mpc = MPC(world_model, planner_from_flags(args), execute=args.execute, oracle=oracle, device=args.device)
     options = env_options(args.env_option)
     metadata = {"task": args.task, "world_model": args.world_model, "checkpoint": args.checkpoint,
                 "env_options": options, "torch_threads": torch.get_num_threads()}
