@@ -14,12 +14,24 @@ A run folder holds config.yaml, metrics.csv, tb/ (TensorBoard), latest.pt (every
 import argparse
 import sys
 
-from vjepa_ac.config import list_presets, to_dict
+from vjepa_ac.config import ConfigError, list_presets, to_dict
 from vjepa_ac.pretrain import PRESET_DIR, load_pretrain_config, train
 
 
+def pretraining_presets() -> list[str]:
+    """Presets that are pretraining configs (the folder also holds AC-training and demo presets)."""
+    names = []
+    for name in list_presets(PRESET_DIR):
+        try:
+            load_pretrain_config(name)
+        except ConfigError:
+            continue  # an AC-training or end-to-end demo preset: not for this script
+        names.append(name)
+    return names
+
+
 def main(argv=None) -> int:
-    presets = [p for p in list_presets(PRESET_DIR) if not p.startswith("ac-")]
+    presets = pretraining_presets()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny-pretrain",
                         help=f"preset name or YAML path (default: tiny-pretrain). Presets: {', '.join(presets)}")

@@ -1,4 +1,5 @@
 """The plain train() loop: files it writes, exact resume after an interruption, cooldown, CLI."""
+import os
 import shutil
 import subprocess
 import sys
@@ -75,10 +76,12 @@ def test_presets_load_and_bad_configs_name_the_field(tmp_path):
 
 
 def test_cli_help_documents_every_flag():
+    env = {**os.environ, "COLUMNS": "1000"}  # one line per flag, so names are not broken at hyphens
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain.py"), "--help"], check=False,
-                         capture_output=True,
-                         text=True, timeout=60, cwd=ROOT)
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert out.returncode == 0
     for flag in ("--config", "--set", "--output-dir", "--device", "--threads", "--print-config"):
         assert flag in out.stdout
     assert "tiny-pretrain" in out.stdout and "vitg-cooldown-256px-64f" in out.stdout
+    # AC-training and end-to-end demo presets live in the same folder but are not pretraining configs
+    assert "ac-tiny" not in out.stdout and "demo-reach" not in out.stdout and "demo-toy" not in out.stdout
