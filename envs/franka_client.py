@@ -55,22 +55,34 @@ class FrankaClient(FrankaController):
         self._context = zmq.Context()
         self._socket = None
         self.server_info: dict = {}
-        self._last_motion = -float("inf")  # monotonic time of the previous step/gripper request
+        # Latest moment (client clock) at which the server can have time-stamped the previous step/gripper.
+        self._last_motion = -float("inf")
         if connect:
             self.server_info = self.ping()
 
-    def _pace_motion(self) -> None:
-        """Wait until the server's command-rate limit admits the next motion command.
+    def _motion_request(self, cmd: str, **fields) -> dict:
+        """A motion command (step, gripper), sent no earlier than the server's command-rate limit admits it.
 
-        The server refuses motion commands closer than 1 / max_rate_hz (it stays the enforcer); a fast planner
-        should wait for its slot rather than be refused. A small margin covers network jitter.
+        The server refuses motion commands closer than 1 / max_rate_hz to the previous one, timed when it
+        accepts each (it stays the enforcer); a fast planner should wait for its slot rather than be refused.
+        The server's stamp of a command lies between our send and our receipt of its reply, minus the
+        ``handled_s`` it reports (the time it spent executing). Pacing from that upper bound stays admissible
+        however late a busy server picked the previous command up, without adding its execution time.
         """
         max_rate_hz = self.server_info.get("limits", {}).get("max_rate_hz")
         if max_rate_hz:
             wait = self._last_motion + 1.0 / max_rate_hz + self.RATE_MARGIN_S - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-        self._last_motion = time.monotonic()
+        sent = time.monotonic()
+        try:
+            reply = self.request(cmd, **fields)
+        finally:  # refused or unanswered: the server may still have stamped it, so assume it did, just now
+            self._last_motion = time.monotonic()
+        handled = reply.get("handled_s")
+        if isinstance(handled, (int, float)) and handled > 0:  # an older server sends none: keep the receipt
+            self._last_motion -= min(float(handled), self._last_motion - sent)
+        return reply
 
     # ---- transport --------------------------------------------------------------------------------------
     def _open(self):
@@ -119,14 +131,12 @@ class FrankaClient(FrankaController):
 
     def step(self, action) -> StepResult:
         action = as_action(action, "FrankaClient.step")
-        self._pace_motion()
-        reply = self.request("step", action=action.tolist())
+        reply = self._motion_request("step", action=action.tolist())
         return StepResult(applied=np.asarray(reply["applied"], dtype=np.float64), limited=tuple(reply["limited"]),
                           state=np.asarray(reply["obs"]["state"], dtype=np.float64))
 
     def set_gripper(self, position: float) -> float:
-        self._pace_motion()
-        return float(self.request("gripper", position=float(position))["applied"])
+        return float(self._motion_request("gripper", position=float(position))["applied"])
 
     def home(self) -> dict:
         return protocol.unpack_observation(self.request("home", timeout_s=self.home_timeout_s)["obs"])

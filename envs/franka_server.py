@@ -101,12 +101,13 @@ class FrankaServer:
             self._moving(now)
             self.counts["steps_executed"] += 1
             self.counts.update(f"limited_{name}" for name in safe.limited)
-            return {"applied": safe.action.tolist(), "limited": list(safe.limited), "obs": self._state_reply()}
+            return {"applied": safe.action.tolist(), "limited": list(safe.limited), "obs": self._state_reply(),
+                    "handled_s": self.clock() - now}
         if cmd == "gripper":
             position, limited = limit_gripper(request.position, self.limits)
             self.controller.set_gripper(position)
             self._moving(now)
-            return {"applied": position, "limited": list(limited)}
+            return {"applied": position, "limited": list(limited), "handled_s": self.clock() - now}
         raise AssertionError(f"unhandled command {cmd!r}")  # decode_request admits only known commands
 
     def _moving(self, now: float) -> None:

@@ -9,8 +9,9 @@ reply    {"ok": true,  "id": ..., ...result}      or      {"ok": false, "id": ..
 cmd        fields                                   result
 ping       -                                        version, backend, limits
 observe    images: bool (default true)              obs
-step       action: 7 numbers (DROID delta)          applied (7), limited (list of limit names), obs (no images)
-gripper    position: number in [0, 1] (closedness)  applied (number), limited
+step       action: 7 numbers (DROID delta)          applied (7), limited (list of limit names), obs (no images),
+                                                     handled_s
+gripper    position: number in [0, 1] (closedness)  applied (number), limited, handled_s
 home       -                                        obs (no images)
 stop       -                                        obs (no images)
 
