@@ -5,9 +5,16 @@ Written from the description of facebookresearch/vjepa2 `notebooks/utils/mpc_uti
   * every horizon step re-runs the predictor over the whole trajectory so far (no KV cache, O(H^2));
   * the pose of each sample is integrated on the CPU with scipy, one sample at a time;
   * random numbers come from the global torch RNG, one ``randn(samples, 4)`` per horizon step.
-It is a benchmark/test baseline, not part of the `planning` package.
+It is a benchmark/test baseline, not part of the `planning` package. `OfficialPlanner` runs the official
+planner code itself from a local facebookresearch/vjepa2 checkout instead (benchmarks/planning_latency.py
+``--official-repo``).
 """
 from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -88,3 +95,50 @@ def official_cem(context_frame, context_pose, goal_frame, step, rollout=2, cem_s
     grip = mean[..., -1:].clone()
     grip[grip.abs() < 0.25] = 0
     return torch.cat([mean[..., :3], torch.zeros(rollout, 3, device=device), grip], dim=-1)[None]
+
+
+class OfficialPlanner:
+    """The official planner code itself: ``WorldModel.infer_next_action`` of a facebookresearch/vjepa2 checkout.
+
+    The official ``vit_ac_predictor`` is built with `predictor_kwargs` and loads `predictor_state` strictly
+    (our state dicts use the official key names). The official `cem` is called through the official wrapper
+    with the given numbers; its `objective` argument is wrapped to record every iteration's energies.
+    The checkout's own requirements must be importable (the AC predictor imports ``timm``).
+    """
+
+    def __init__(self, repo: str | Path, predictor_state: dict, predictor_kwargs: dict, tokens_per_frame: int):
+        repo = Path(repo).resolve()
+        wrapper = repo / "notebooks" / "utils" / "world_model_wrapper.py"
+        if not wrapper.is_file():
+            raise FileNotFoundError(f"--official-repo {repo}: no notebooks/utils/world_model_wrapper.py; "
+                                    "pass the root of a facebookresearch/vjepa2 checkout")
+        sys.path.insert(0, str(repo))
+        try:
+            ac_predictor = importlib.import_module("src.models.ac_predictor")
+            self._wrapper = importlib.import_module("notebooks.utils.world_model_wrapper")
+        except ImportError as err:
+            raise ImportError(f"importing the official planner from {repo} failed ({err}); install the "
+                              "checkout's requirements (e.g. pip install timm)") from err
+        logging.getLogger("notebooks.utils.mpc_utils").disabled = True  # it logs the mean every iteration
+        self.predictor = ac_predictor.vit_ac_predictor(**predictor_kwargs).eval()
+        self.predictor.load_state_dict(predictor_state, strict=True)
+        self.tokens_per_frame = tokens_per_frame
+
+    @torch.no_grad()
+    def plan(self, context, state, goal, *, rollout, samples, topk, cem_steps, maxnorm=0.05, momentum_mean=0.15,
+             momentum_std=0.15, record=None):
+        """context/goal [1, N, D], state [1, 7] -> plan [rollout, 7] (global torch RNG, as the official code)."""
+
+        def l1(a, b):
+            energy = torch.mean(torch.abs(a - b), dim=-1)
+            if record is not None:
+                record.append(energy)
+            return energy
+
+        args = {"rollout": rollout, "samples": samples, "topk": topk, "cem_steps": cem_steps,
+                "momentum_mean": momentum_mean, "momentum_std": momentum_std, "maxnorm": maxnorm,
+                "verbose": False, "objective": l1}
+        world_model = self._wrapper.WorldModel(encoder=None, predictor=self.predictor,
+                                               tokens_per_frame=self.tokens_per_frame, transform=None,
+                                               mpc_args=args, device=str(context.device))
+        return world_model.infer_next_action(context[:, None], state[:, None], goal[:, None])

@@ -3,11 +3,14 @@
     python benchmarks/planning_latency.py                       # random ac-tiny weights (CPU demo scale)
     python benchmarks/planning_latency.py --checkpoint ac.pt    # weights of an AC-training checkpoint
     python benchmarks/planning_latency.py --preset ac-droid-256px-8f --samples 16 --repeats 1   # ViT-g scale
+    python benchmarks/planning_latency.py --official-repo ~/vjepa2   # baseline = the official code itself
 
 Both planners get the same encoder/predictor weights, context and goal latents, state, samples, top-k,
 iterations, horizon and seed. The baseline (benchmarks/official_cem.py) re-runs the predictor over the whole
 trajectory at every horizon step and integrates poses with scipy one sample at a time, drawing its random
-numbers from the global RNG; ours (planning.cem) rolls every candidate out with the KV-cached
+numbers from the global RNG. With ``--official-repo`` the baseline is the official planner code itself
+(``notebooks/utils/world_model_wrapper.py`` and ``mpc_utils.cem`` of a facebookresearch/vjepa2 checkout, with
+its own ``vit_ac_predictor`` loading our state dict; needs that checkout's requirements, e.g. timm). Ours (planning.cem) rolls every candidate out with the KV-cached
 ``forward_next`` and integrates poses in torch, drawing the same numbers from a local generator. The energies
 of every candidate in every iteration must agree to 1e-4. Plans can still differ where the k-th and (k+1)-th
 candidates tie within float rounding (e.g. candidates clipped to the same box corner, or converged energies):
@@ -32,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
 from vjepa_ac import ac_train
+from vjepa_ac.models.modules import MLP
 from vjepa_ac.world_model import VJEPAWorldModel
 
 
@@ -51,6 +55,18 @@ def build_world_model(args) -> VJEPAWorldModel:
     predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
     return VJEPAWorldModel(encoder, predictor, normalize_reps=cfg.normalize_reps, img_size=cfg.img_size,
                            tubelet_size=cfg.tubelet_size)
+
+
+def predictor_kwargs(predictor) -> dict:
+    """Official ``vit_ac_predictor`` keyword arguments that rebuild `predictor` (GELU MLP, as the factory)."""
+    if not isinstance(predictor.predictor_blocks[0].mlp, MLP):
+        raise SystemExit("--official-repo: only GELU-MLP predictors can be rebuilt with the official factory")
+    return {"img_size": (predictor.img_height, predictor.img_width), "patch_size": predictor.patch_size,
+            "num_frames": predictor.num_frames, "tubelet_size": predictor.tubelet_size,
+            "embed_dim": predictor.embed_dim, "predictor_embed_dim": predictor.predictor_embed_dim,
+            "depth": len(predictor.predictor_blocks), "num_heads": predictor.num_heads,
+            "is_frame_causal": predictor.is_frame_causal, "use_rope": predictor.use_rope,
+            "action_embed_dim": predictor.action_embed_dim, "use_extrinsics": predictor.use_extrinsics}
 
 
 def timed(fn, repeats: int):
@@ -76,6 +92,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max allowed energy difference")
+    parser.add_argument("--official-repo", help="facebookresearch/vjepa2 checkout: time its planner code instead "
+                        "of benchmarks/official_cem.py")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     official = _official()
@@ -87,10 +105,15 @@ def main(argv=None):
     goal = wm.encode(rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8))
     state = torch.tensor([[0.45, 0.05, 0.30, 3.10, -0.10, 0.20, 0.0]])
     tokens = context.shape[1]
-    step = official.prefix_step(wm.predictor, tokens, wm.normalize_reps)
+    upstream = None
+    if args.official_repo:
+        upstream = official.OfficialPlanner(args.official_repo, wm.predictor.state_dict(),
+                                            predictor_kwargs(wm.predictor), tokens)
+    step = official.prefix_step(upstream.predictor if upstream else wm.predictor, tokens, wm.normalize_reps)
     n_params = sum(p.numel() for p in wm.predictor.parameters())
     print(f"world model: encoder {type(wm.encoder).__name__} D={context.shape[-1]}, {tokens} tokens/frame, "
-          f"predictor {n_params / 1e6:.2f}M params; threads={args.threads}")
+          f"predictor {n_params / 1e6:.2f}M params; threads={args.threads}; baseline: "
+          f"{'official code at ' + args.official_repo if upstream else 'benchmarks/official_cem.py'}")
 
     # --- CEM: same seed, same numbers --------------------------------------------------------------------------
     print(f"\nCEM latency per planned action (samples={args.samples}, top-k={args.topk}, "
@@ -102,6 +125,10 @@ def main(argv=None):
         def run_official(horizon=horizon):
             record = []
             torch.manual_seed(args.seed)
+            if upstream is not None:
+                plan = upstream.plan(context, state, goal, rollout=horizon, samples=args.samples, topk=args.topk,
+                                     cem_steps=args.iterations, maxnorm=0.05, record=record)
+                return plan, torch.stack(record)  # infer_next_action returns [rollout, 7]
             plan = official.official_cem(context[:, None], state[:, None], goal[:, None], step, rollout=horizon,
                                          cem_steps=args.iterations, samples=args.samples, topk=args.topk,
                                          maxnorm=0.05, record=record)

@@ -9,7 +9,9 @@ Frames are encoded exactly as in AC training (`vjepa_ac.ac_train.encode_images`:
 aspect, resize, ImageNet normalisation, the frame repeated to a 2-frame tubelet, layer norm when the
 checkpoint was trained with ``normalize_reps``). Rollouts are `vjepa_ac.ac_train.rollout`: the KV-cached
 ``forward_next`` of the predictor, one frame per step, with the states of steps > 0 integrated from the
-actions by `droid_data.integrate_actions` in torch, vectorised over samples. Rollouts are differentiable
+actions by `droid_data.integrate_actions` in torch, vectorised over samples. On the CPU the samples are
+rolled out in chunks of about ``chunk_tokens`` predictor tokens per frame (default 2048): activations then
+stay in cache, which measured 5-15 % faster than one big batch; elsewhere all samples go in one batch. Rollouts are differentiable
 with respect to the actions (the gradient planner needs it); the weights are frozen. With ``amp_dtype``
 (e.g. ``torch.bfloat16`` on CUDA) both run under autocast and return float32 latents.
 """
@@ -29,7 +31,7 @@ from vjepa_ac.ac_train import encode_images, load_ac_checkpoint, rollout
 class VJEPAWorldModel:
     def __init__(self, encoder: nn.Module, predictor: nn.Module, *, normalize_reps: bool = True,
                  img_size: int | None = None, crop_aspect: float = 1.0, tubelet_size: int = 2,
-                 amp_dtype: torch.dtype | None = None):
+                 amp_dtype: torch.dtype | None = None, chunk_tokens: int | None = None):
         self.encoder = encoder.eval().requires_grad_(False)
         self.predictor = predictor.eval().requires_grad_(False)
         self.normalize_reps = normalize_reps
@@ -37,6 +39,9 @@ class VJEPAWorldModel:
         self.crop_aspect = crop_aspect
         self.tubelet_size = tubelet_size
         self.amp_dtype = amp_dtype
+        if chunk_tokens is not None and chunk_tokens < 1:
+            raise ValueError(f"VJEPAWorldModel: chunk_tokens must be >= 1 or None, got {chunk_tokens}")
+        self.chunk_tokens = chunk_tokens
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -92,9 +97,21 @@ class VJEPAWorldModel:
         actions = actions.to(device=device, dtype=torch.float32)
         latents = latents.to(device).expand(s, -1, -1)
         state = state.to(device=device, dtype=torch.float32).expand(s, -1)
+        chunk = self._chunk_size(s, latents.shape[1])
         with self._autocast():
-            preds = rollout(self.predictor, latents, state, actions, self.normalize_reps)
-        return preds.float()
+            preds = [rollout(self.predictor, latents[i:i + chunk], state[i:i + chunk], actions[i:i + chunk],
+                             self.normalize_reps) for i in range(0, s, chunk)]
+        return torch.cat(preds).float() if len(preds) > 1 else preds[0].float()
+
+    def _chunk_size(self, samples: int, tokens_per_frame: int) -> int:
+        """Samples per rollout chunk: ~chunk_tokens tokens per frame (CPU default 2048), at least one sample."""
+        budget = self.chunk_tokens
+        if budget is None:
+            if self.device.type != "cpu":
+                return samples
+            budget = 2048
+        per_sample = tokens_per_frame + getattr(self.predictor, "cond_tokens", 2)
+        return max(1, min(samples, budget // per_sample))
 
 
 def _img_size(encoder: nn.Module) -> int:

@@ -72,6 +72,23 @@ def test_cached_rollout_equals_official_prefix_recomputation(wm):
     torch.testing.assert_close(preds, frames[:, 1:], atol=1e-4, rtol=1e-4)
 
 
+def test_chunked_rollout_equals_one_batch(checkpoint):
+    """Chunks of a few samples (CPU default) give the rollout of one batch, gradients included."""
+    whole = VJEPAWorldModel.from_checkpoint(checkpoint)
+    whole.chunk_tokens = 10**9
+    chunked = VJEPAWorldModel.from_checkpoint(checkpoint)
+    chunked.chunk_tokens = 40  # 18 tokens per sample and frame -> chunks of 2 samples
+    assert chunked._chunk_size(7, 16) == 2 and whole._chunk_size(7, 16) == 7
+    context = whole.encode(_images(1))
+    actions = (torch.randn(7, 2, 7) * 0.05).requires_grad_(True)
+    preds = chunked.rollout(context, torch.zeros(1, 7), actions)
+    torch.testing.assert_close(preds, whole.rollout(context, torch.zeros(1, 7), actions), atol=1e-5, rtol=0)
+    preds.sum().backward()
+    assert actions.grad.abs().sum(dim=(1, 2)).gt(0).all()  # every chunk reached its actions
+    with pytest.raises(ValueError, match="chunk_tokens"):
+        VJEPAWorldModel(whole.encoder, whole.predictor, img_size=64, chunk_tokens=0)
+
+
 def test_rollout_is_differentiable_in_the_actions_only(wm):
     context = wm.encode(_images(1))
     actions = (torch.randn(2, 2, 7) * 0.05).requires_grad_(True)

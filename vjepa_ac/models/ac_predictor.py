@@ -302,7 +302,7 @@ class VisionTransformerPredictorAC(nn.Module):
         rope = self._rope(cache.num_frames, 1, *grid, x.device)
         layers = []
         for blk, past in zip(self.predictor_blocks, cache.layers):
-            x, kv = blk.forward_cached(x, rope, past, self._layout(x.size(1)))
+            x, kv = blk.forward_cached(x, rope, past)
             layers.append(kv)
         # Commit only after every layer succeeded, so a failed call leaves the cache untouched.
         cache.layers, cache.grid = layers, grid
