@@ -10,8 +10,9 @@ iterations, horizon and seed. The baseline (benchmarks/official_cem.py) re-runs 
 trajectory at every horizon step and integrates poses with scipy one sample at a time, drawing its random
 numbers from the global RNG. With ``--official-repo`` the baseline is the official planner code itself
 (``notebooks/utils/world_model_wrapper.py`` and ``mpc_utils.cem`` of a facebookresearch/vjepa2 checkout, with
-its own ``vit_ac_predictor`` loading our state dict; needs that checkout's requirements, e.g. timm). Ours (planning.cem) rolls every candidate out with the KV-cached
-``forward_next`` and integrates poses in torch, drawing the same numbers from a local generator. The energies
+its own ``vit_ac_predictor`` loading our state dict; needs that checkout's requirements, e.g. timm). Ours
+(planning.cem) rolls every candidate out with the KV-cached ``forward_next`` and integrates poses in torch,
+drawing the same numbers from a local generator. The energies
 of every candidate in every iteration must agree to 1e-4. Plans can still differ where the k-th and (k+1)-th
 candidates tie within float rounding (e.g. candidates clipped to the same box corner, or converged energies):
 a swap changes the elite mean, not the energies. Prints two tables: latency per planned action (MPC executes

@@ -11,9 +11,10 @@ checkpoint was trained with ``normalize_reps``). Rollouts are `vjepa_ac.ac_train
 ``forward_next`` of the predictor, one frame per step, with the states of steps > 0 integrated from the
 actions by `droid_data.integrate_actions` in torch, vectorised over samples. On the CPU the samples are
 rolled out in chunks of about ``chunk_tokens`` predictor tokens per frame (default 2048): activations then
-stay in cache, which measured 5-15 % faster than one big batch; elsewhere all samples go in one batch. Rollouts are differentiable
-with respect to the actions (the gradient planner needs it); the weights are frozen. With ``amp_dtype``
-(e.g. ``torch.bfloat16`` on CUDA) both run under autocast and return float32 latents.
+stay in cache, which measured 5-15 % faster than one big batch; elsewhere all samples go in one batch.
+Rollouts are differentiable with respect to the actions (the gradient planner needs it); the weights are
+frozen. With ``amp_dtype`` (e.g. ``torch.bfloat16`` on CUDA) both run under autocast and return float32
+latents.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ class VJEPAWorldModel:
         with self._autocast():
             preds = [rollout(self.predictor, latents[i:i + chunk], state[i:i + chunk], actions[i:i + chunk],
                              self.normalize_reps) for i in range(0, s, chunk)]
-        return torch.cat(preds).float() if len(preds) > 1 else preds[0].float()
+        return torch.cat(preds).float()
 
     def _chunk_size(self, samples: int, tokens_per_frame: int) -> int:
         """Samples per rollout chunk: ~chunk_tokens tokens per frame (CPU default 2048), at least one sample."""
