@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
 from vjepa_ac import ac_train
-from vjepa_ac.models.modules import MLP
 from vjepa_ac.world_model import VJEPAWorldModel
 
 
@@ -47,27 +46,18 @@ def _official():
     return module
 
 
-def build_world_model(args) -> VJEPAWorldModel:
+def build_world_model(args) -> tuple[VJEPAWorldModel, dict]:
+    """The world model and its predictor's ``vit_ac_predictor`` keyword arguments (official names)."""
     if args.checkpoint:
-        return VJEPAWorldModel.from_checkpoint(args.checkpoint)
+        wm = VJEPAWorldModel.from_checkpoint(args.checkpoint)
+        return wm, torch.load(args.checkpoint, map_location="cpu", weights_only=True)["config"]["predictor"]
     torch.manual_seed(args.seed)
     cfg = ac_train.load_ac_config(args.preset)
     encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
-    predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
-    return VJEPAWorldModel(encoder, predictor, normalize_reps=cfg.normalize_reps, img_size=cfg.img_size,
-                           tubelet_size=cfg.tubelet_size)
-
-
-def predictor_kwargs(predictor) -> dict:
-    """Official ``vit_ac_predictor`` keyword arguments that rebuild `predictor` (GELU MLP, as the factory)."""
-    if not isinstance(predictor.predictor_blocks[0].mlp, MLP):
-        raise SystemExit("--official-repo: only GELU-MLP predictors can be rebuilt with the official factory")
-    return {"img_size": (predictor.img_height, predictor.img_width), "patch_size": predictor.patch_size,
-            "num_frames": predictor.num_frames, "tubelet_size": predictor.tubelet_size,
-            "embed_dim": predictor.embed_dim, "predictor_embed_dim": predictor.predictor_embed_dim,
-            "depth": len(predictor.predictor_blocks), "num_heads": predictor.num_heads,
-            "is_frame_causal": predictor.is_frame_causal, "use_rope": predictor.use_rope,
-            "action_embed_dim": predictor.action_embed_dim, "use_extrinsics": predictor.use_extrinsics}
+    spec = ac_train.predictor_spec(cfg, encoder.embed_dim)
+    wm = VJEPAWorldModel(encoder, ac_train.build_predictor(spec), normalize_reps=cfg.normalize_reps,
+                         img_size=cfg.img_size, tubelet_size=cfg.tubelet_size)
+    return wm, spec
 
 
 def timed(fn, repeats: int):
@@ -99,7 +89,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     official = _official()
 
-    wm = build_world_model(args)
+    wm, predictor_spec = build_world_model(args)
     rng = np.random.default_rng(args.seed)
     size = wm.img_size
     context = wm.encode(rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8))
@@ -108,8 +98,7 @@ def main(argv=None):
     tokens = context.shape[1]
     upstream = None
     if args.official_repo:
-        upstream = official.OfficialPlanner(args.official_repo, wm.predictor.state_dict(),
-                                            predictor_kwargs(wm.predictor), tokens)
+        upstream = official.OfficialPlanner(args.official_repo, wm.predictor.state_dict(), predictor_spec, tokens)
     step = official.prefix_step(upstream.predictor if upstream else wm.predictor, tokens, wm.normalize_reps)
     n_params = sum(p.numel() for p in wm.predictor.parameters())
     print(f"world model: encoder {type(wm.encoder).__name__} D={context.shape[-1]}, {tokens} tokens/frame, "
