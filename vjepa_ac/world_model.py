@@ -111,7 +111,7 @@ class VJEPAWorldModel:
             if self.device.type != "cpu":
                 return samples
             budget = 2048
-        per_sample = tokens_per_frame + getattr(self.predictor, "cond_tokens", 2)
+        per_sample = tokens_per_frame + self.predictor.cond_tokens  # action, state (, extrinsics) tokens
         return max(1, min(samples, budget // per_sample))
 
 
