@@ -1,17 +1,26 @@
 """envs: MuJoCo Franka Panda tasks in DROID's action convention, with goal images (see docs/envs.md).
 
-`import envs` registers FrankaReach-v0, FrankaPush-v0 and FrankaPickPlace-v0 with gymnasium.
+`import envs` registers FrankaReach-v0, FrankaPush-v0, FrankaGrasp-v0, FrankaReachWithObject-v0 and
+FrankaPickPlace-v0 with gymnasium.
 """
 import gymnasium as gym
 
 from envs.controller import CartesianController, ControllerConfig
-from envs.franka_env import EnvConfig, FrankaEnv
-from envs.scene import HOME_JOINTS, SceneConfig
-from envs.tasks import FrankaPickPlaceEnv, FrankaPushEnv, FrankaReachEnv
+from envs.franka_env import EnvConfig, Episode, FrankaEnv
+from envs.scene import HOME_JOINTS, OBJECTS, SceneConfig
+from envs.tasks import (
+    FrankaGraspEnv,
+    FrankaPickPlaceEnv,
+    FrankaPushEnv,
+    FrankaReachEnv,
+    FrankaReachWithObjectEnv,
+)
 
 TASKS = {
     "reach": ("FrankaReach-v0", FrankaReachEnv),
     "push": ("FrankaPush-v0", FrankaPushEnv),
+    "grasp": ("FrankaGrasp-v0", FrankaGraspEnv),
+    "reach_with_object": ("FrankaReachWithObject-v0", FrankaReachWithObjectEnv),
     "pick_place": ("FrankaPickPlace-v0", FrankaPickPlaceEnv),
 }
 
@@ -22,13 +31,17 @@ for _env_id, _cls in TASKS.values():
 
 __all__ = [
     "HOME_JOINTS",
+    "OBJECTS",
     "TASKS",
     "CartesianController",
     "ControllerConfig",
     "EnvConfig",
+    "Episode",
     "FrankaEnv",
+    "FrankaGraspEnv",
     "FrankaPickPlaceEnv",
     "FrankaPushEnv",
     "FrankaReachEnv",
+    "FrankaReachWithObjectEnv",
     "SceneConfig",
 ]

@@ -1,7 +1,7 @@
-"""Base gymnasium env: a Franka Panda on a table, DROID-convention Cartesian deltas, goal images.
+"""Base gymnasium env: a Franka Panda on a table, DROID-convention Cartesian deltas, goal and sub-goal images.
 
-Tasks (envs/tasks.py) only say how to sample a start and a goal configuration and when the episode succeeded;
-everything else — physics, control, rendering, observations, goal images — lives here.
+Tasks (envs/tasks.py) only say how to sample an episode (start, goal and sub-goal configurations) and when it
+succeeded; everything else — physics, control, rendering, observations, goal images — lives here.
 
 The low-level operations are public so other code can drive the simulated arm like a real one (e.g. a
 `FrankaController`-style sim backend): `apply_delta`, `set_gripper`, `go_home`, `observe`, `set_config`.
@@ -18,7 +18,16 @@ import numpy as np
 
 from droid_data.conventions import matrix_to_euler_xyz
 from envs.controller import CartesianController, ControllerConfig
-from envs.scene import CAMERA_NAMES, FINGER_TRAVEL, HOME_JOINTS, Robot, SceneConfig, build_model
+from envs.scene import (
+    CAMERA_NAMES,
+    FINGER_TRAVEL,
+    HOME_JOINTS,
+    OBJECTS,
+    Robot,
+    SceneConfig,
+    build_model,
+    set_camera_pose,
+)
 
 
 @dataclass
@@ -29,6 +38,24 @@ class EnvConfig:
     control_hz: float = 4.0  # V-JEPA 2-AC samples DROID at 4 fps; 4-15 Hz supported
     max_steps: int | None = None  # step budget before truncation; None = the task's default
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    # Scene variations (object tasks use `object` and `object_rgba`; reach has no object and ignores them).
+    object: str = "cube"  # "cube" (the paper's box) or "cup" (a cylinder)
+    object_rgba: tuple[float, ...] | None = None  # RGB(A) in [0, 1]; None: the shape's colour (cube green, cup blue)
+    camera_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # move the exterior camera (m, base frame) ...
+    camera_target_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # ... and the point it looks at
+
+
+# Scene variations that `reset(options=...)` may change for one episode (the config's value otherwise).
+EPISODE_OPTIONS = ("object_rgba", "camera_offset", "camera_target_offset")
+
+
+@dataclass
+class Episode:
+    """What a task samples at reset: the start, the final goal and the sub-goals before it (in order)."""
+
+    start: SceneConfig
+    goal: SceneConfig
+    subgoals: list[SceneConfig] = field(default_factory=list)
 
 
 def state_from_pose(pos: np.ndarray, rot: np.ndarray, gripper: float) -> np.ndarray:
@@ -36,12 +63,31 @@ def state_from_pose(pos: np.ndarray, rot: np.ndarray, gripper: float) -> np.ndar
     return np.concatenate([pos, matrix_to_euler_xyz(rot), [gripper]])
 
 
+def _rgba(value, field_name: str = "object_rgba") -> np.ndarray:
+    rgba = np.asarray(value, dtype=np.float64).reshape(-1)
+    if rgba.shape not in ((3,), (4,)) or not np.all((rgba >= 0) & (rgba <= 1)):
+        raise ValueError(f"{field_name}: expected 3 or 4 values in [0, 1] (RGB or RGBA), got {value!r}")
+    return np.append(rgba, 1.0) if rgba.shape == (3,) else rgba
+
+
+def _offset(value, field_name: str) -> np.ndarray:
+    offset = np.asarray(value, dtype=np.float64).reshape(-1)
+    if offset.shape != (3,) or not np.all(np.isfinite(offset)):
+        raise ValueError(f"{field_name}: expected 3 finite numbers (metres, base frame), got {value!r}")
+    return offset
+
+
 class FrankaEnv(gym.Env):
-    """Shared machinery of the Franka tasks. Subclasses implement `sample_episode` and `is_success`."""
+    """Shared machinery of the Franka tasks. Subclasses implement `sample_episode` and `is_success`.
+
+    A task with sub-goals sets `subgoal_steps`: env steps a planner spends on each sub-goal, in order, before
+    it turns to the final goal for the rest of the budget (see docs/envs.md).
+    """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 4}
-    with_cube = False
+    uses_object = False
     default_max_steps = 50
+    subgoal_steps: ClassVar[tuple[int, ...]] = ()
     task_name = "franka"
 
     def __init__(self, render_mode: str | None = "rgb_array", config: EnvConfig | None = None, **overrides):
@@ -58,12 +104,19 @@ class FrankaEnv(gym.Env):
             raise ValueError(f"control_hz: expected a rate in [1, 50] Hz (4-15 is DROID-like), got {config.control_hz}")
         if int(config.image_size) < 16:
             raise ValueError(f"image_size: expected >= 16 pixels, got {config.image_size}")
+        if config.object not in OBJECTS:
+            raise ValueError(f"object: expected one of {sorted(OBJECTS)}, got {config.object!r}")
+        for name in EPISODE_OPTIONS:  # fail at construction, not at the first reset
+            self._episode_option(config, {}, name)
         self.config = config
         self.render_mode = render_mode
         self.max_steps = int(config.max_steps or self.default_max_steps)
+        if sum(self.subgoal_steps) >= self.max_steps:
+            raise ValueError(f"max_steps: expected more than the sub-goal steps {list(self.subgoal_steps)} "
+                             f"(sum {sum(self.subgoal_steps)}) so the final goal gets steps, got {self.max_steps}")
         self.metadata = {**self.metadata, "render_fps": config.control_hz}
 
-        self.model = build_model(self.with_cube)
+        self.model = build_model(config.object if self.uses_object else None)
         self.data = mujoco.MjData(self.model)
         self.goal_data = mujoco.MjData(self.model)  # the goal configuration, only ever rendered
         self.robot = Robot(self.model)
@@ -96,11 +149,15 @@ class FrankaEnv(gym.Env):
         self.goal_config: SceneConfig | None = None
         self.goal_state = np.zeros(7)
         self.goal_rgb = np.zeros((size, size, 3), np.uint8)
+        self.subgoal_configs: list[SceneConfig] = []
+        self.subgoal_states: list[np.ndarray] = []
+        self.subgoal_rgbs: list[np.ndarray] = []
+        self.scene_options: dict = {}  # this episode's colour and camera offsets (see reset)
         self.steps = 0
 
     # --- task interface ------------------------------------------------------------------------------------------
-    def sample_episode(self, rng: np.random.Generator) -> tuple[SceneConfig, SceneConfig]:
-        """(start, goal) scene configurations for a new episode."""
+    def sample_episode(self, rng: np.random.Generator) -> Episode:
+        """Start, goal and sub-goal configurations of a new episode (may run physics in `self.data`)."""
         raise NotImplementedError
 
     def is_success(self) -> bool:
@@ -114,6 +171,10 @@ class FrankaEnv(gym.Env):
         """Privileged extras for scripted policies and evaluation (object pose, ...)."""
         return {}
 
+    def subgoal_success(self) -> list[bool]:
+        """Per sub-goal: does the scene satisfy it now? (evaluation only; [] for tasks without sub-goals)"""
+        return []
+
     # --- low-level operations (public: a sim robot backend wraps these) ----------------------------------------
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         return self.robot.ee_pose(self.data)
@@ -124,9 +185,10 @@ class FrankaEnv(gym.Env):
         return state_from_pose(pos, rot, self.robot.gripper(self.data))
 
     def set_config(self, config: SceneConfig) -> None:
-        """Teleport the scene to `config` (arm at rest, servos holding it, gripper command = its closedness)."""
+        """Teleport the scene to `config` (arm at rest, servos holding it, gripper command as the config's)."""
         self.robot.set_config(self.data, config)
-        self.gripper_command = float(np.clip(config.gripper, 0.0, 1.0))
+        command = config.gripper if config.gripper_command is None else config.gripper_command
+        self.gripper_command = float(np.clip(command, 0.0, 1.0))
 
     def apply_delta(self, action) -> np.ndarray:
         """Execute one control period of a DROID-convention delta; returns the clamped action actually applied."""
@@ -198,22 +260,60 @@ class FrankaEnv(gym.Env):
 
     # --- gymnasium API -------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """New episode. `options` may set `object_rgba`, `camera_offset` and `camera_target_offset` for this
+        episode only (otherwise the config's values apply)."""
         super().reset(seed=seed)
-        start, goal = self.sample_episode(self.np_random)
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(EPISODE_OPTIONS))
+        if unknown:
+            raise ValueError(f"reset options: expected keys among {list(EPISODE_OPTIONS)}, got {unknown}")
+        self._apply_scene_options(options)
         mujoco.mj_resetData(self.model, self.data)
-        self.set_config(start)
-        self.set_goal(goal)
+        episode = self.sample_episode(self.np_random)
+        mujoco.mj_resetData(self.model, self.data)  # forget whatever physics the sampling ran
+        self.set_config(episode.start)
+        self.set_goal(episode.goal, episode.subgoals)
         self.steps = 0
         return self.observe(), self._info()
 
-    def set_goal(self, goal: SceneConfig) -> None:
-        """Render the goal image and record the goal state for configuration `goal`."""
+    def _apply_scene_options(self, options: dict) -> None:
+        offset = self._episode_option(self.config, options, "camera_offset")
+        target = self._episode_option(self.config, options, "camera_target_offset")
+        set_camera_pose(self.model, self.config.camera, offset, target)
+        self.scene_options = {"camera_offset": offset.tolist(), "camera_target_offset": target.tolist()}
+        if self.robot.has_object:
+            rgba = self._episode_option(self.config, options, "object_rgba")
+            self.robot.set_object_rgba(rgba)
+            self.scene_options["object_rgba"] = rgba.tolist()
+
+    @staticmethod
+    def _episode_option(config: EnvConfig, options: dict, name: str) -> np.ndarray:
+        value = options.get(name, getattr(config, name))
+        if name == "object_rgba":
+            return _rgba(OBJECTS[config.object].rgba if value is None else value)
+        return _offset(value, name)
+
+    def set_goal(self, goal: SceneConfig, subgoals: list[SceneConfig] = ()) -> None:
+        """Render the goal (and sub-goal) images and record their states for configuration `goal`."""
+        if len(subgoals) != len(self.subgoal_steps):
+            raise ValueError(f"{self.task_name}: expected {len(self.subgoal_steps)} sub-goal configurations, "
+                             f"got {len(subgoals)}")
+        self.subgoal_configs = list(subgoals)
+        self.subgoal_states, self.subgoal_rgbs = [], []
+        for config in self.subgoal_configs:
+            state, rgb = self._render_config(config)
+            self.subgoal_states.append(state)
+            self.subgoal_rgbs.append(rgb)
         self.goal_config = goal
+        self.goal_state, self.goal_rgb = self._render_config(goal)
+
+    def _render_config(self, config: SceneConfig) -> tuple[np.ndarray, np.ndarray]:
+        """(7-D state, exterior-camera image) of configuration `config` (in the goal's own MjData)."""
         mujoco.mj_resetData(self.model, self.goal_data)
-        self.robot.set_config(self.goal_data, goal)
+        self.robot.set_config(self.goal_data, config)
         pos, rot = self.robot.ee_pose(self.goal_data)
-        self.goal_state = state_from_pose(pos, rot, self.robot.gripper(self.goal_data))
-        self.goal_rgb = self.render_camera(self.config.camera, self.goal_data)
+        state = state_from_pose(pos, rot, self.robot.gripper(self.goal_data))
+        return state, self.render_camera(self.config.camera, self.goal_data)
 
     def step(self, action):
         applied = self.apply_delta(action)
@@ -240,5 +340,11 @@ class FrankaEnv(gym.Env):
             "is_success": bool(self.is_success()),
             "distance": float(self.distance_to_goal()),
             "gripper_command": self.gripper_command,
+            # Sub-goals (pick-and-place; empty lists elsewhere): images in order, and the env steps a planner
+            # spends on each before the final goal. The states are for evaluation and ORACLE baselines only.
+            "subgoal_rgbs": [image.copy() for image in self.subgoal_rgbs],
+            "subgoal_steps": list(self.subgoal_steps),
+            "subgoal_states": [state.astype(np.float32) for state in self.subgoal_states],
+            "subgoal_success": self.subgoal_success(),
             **self.task_info(),
         }

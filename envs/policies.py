@@ -1,13 +1,20 @@
-"""Scripted policies for the Franka tasks: oracles, noisy experts and random exploration.
+"""Scripted policies for the Franka tasks: oracles, noisy experts, failure modes and exploration.
 
 Every policy is called as `policy(obs, info) -> action` (7-D DROID delta) after `policy.reset(rng)` at the
-start of an episode. Experts read the privileged `info` the envs return (`goal_state`, and for the cube tasks
-`object_pos`, `object_yaw`, `goal_object_pos`) — they exist to make training data and to prove the tasks are
-solvable, not to be learned from at test time.
+start of an episode. Experts read the privileged `info` the envs return (`goal_state`, and for the object tasks
+`object`, `object_pos`, `object_yaw`, `object_held`, `goal_object_pos`) — they exist to make training data and to
+prove the tasks are solvable, not to be learned from at test time.
 
-`make_policy(task, kind)` builds one: kind "oracle" (noise-free expert), "expert" (noisy expert, mostly
-succeeds), "random" (smoothed random exploration), or "mixed" (per episode, one of the other three with
-probabilities 0.15 / 0.55 / 0.3, like DROID's mix of successes and failures).
+`make_policy(task, kind)` builds one. Kinds:
+
+* "oracle": the noise-free expert;
+* "expert": the expert at a random speed with Gaussian noise and bursts of random motion (mostly succeeds);
+* "failed_grasp": the expert with a botched grasp — it closes too early, misses the object or closes
+  misaligned, then carries on as if it held it; with an object that starts in the hand it drops it midway;
+* "explore_object": wanders near the object, nudging it and opening / closing the gripper around it;
+* "random": smoothed random exploration of the workspace;
+* "mixed": one of the above per episode, with the task's probabilities in `MIXES` (successes and failures,
+  like DROID's play data).
 """
 from __future__ import annotations
 
@@ -15,10 +22,11 @@ import numpy as np
 
 from droid_data.conventions import euler_xyz_to_matrix
 from envs.controller import rotation_error
-from envs.scene import CUBE_HALF, TABLE_TOP
+from envs.scene import OBJECTS, TABLE_TOP
+from envs.tasks import CARRY_HEIGHT, grasp_point
 
 STEP = 0.075  # metres per step the experts aim for (the controller's default clamp)
-SAFE_HEIGHT = TABLE_TOP + 0.12  # EE height for moving over the cube
+SAFE_HEIGHT = CARRY_HEIGHT  # EE height for moving over the object
 OPEN, CLOSE = -1.0, 1.0  # gripper deltas: fully open / fully close within the controller's clamp
 
 
@@ -78,91 +86,184 @@ class ReachExpert(Policy):
 
 
 class PushExpert(Policy):
-    """Close the gripper, turn the closed fingers broadside to the push, go behind the cube (opposite the goal),
-    lower, then push along the current cube-goal line in steps that shrink near the goal."""
+    """Close the gripper, turn the closed fingers broadside to the push, go behind the object (opposite the
+    goal), lower, then push along the current object-goal line in steps that shrink near the goal."""
 
     name = "push_expert"
     finger_half = 0.011  # half thickness of the closed fingers along the push direction
+    push_step = 0.04  # metres per step while in contact
 
     def __call__(self, obs, info):
         state = np.asarray(obs["state"], float)
         cube, goal = np.asarray(info["object_pos"], float), np.asarray(info["goal_object_pos"], float)
+        half = OBJECTS[info["object"]].half_width
         to_goal = goal[:2] - cube[:2]
         remaining = np.linalg.norm(to_goal)
         direction = to_goal / max(remaining, 1e-6)
-        contact = cube[:2] - direction * (CUBE_HALF + self.finger_half + 0.004)  # EE touching the cube's back
-        behind = cube[:2] - direction * (CUBE_HALF + 0.04)  # where the EE comes down
+        contact = cube[:2] - direction * (half + self.finger_half + 0.004)  # EE touching the object's back
+        behind = cube[:2] - direction * (half + 0.04)  # where the EE comes down
         offset = state[:2] - cube[:2]
         along = offset @ direction
         across = abs(offset[0] * direction[1] - offset[1] * direction[0])
-        low = TABLE_TOP + 0.02
+        # Low, but with the hand (4.5 cm above the EE) clear of the object's top: a push on a cup's rim tips it.
+        low = max(TABLE_TOP + 0.02, TABLE_TOP + 2 * OBJECTS[info["object"]].half_height - 0.04)
         # Finger axis across the push direction, so the flat of the closed fingers does the pushing.
         broadside = np.arctan2(direction[1], direction[0]) + np.pi / 2
         rotate = _keep_pointing_down(state) + np.array([0.0, 0.0, _yaw_delta(state, broadside, np.pi)])
         if remaining < 0.015:  # done (success needs 5 cm): ease off and hold
             return _action(_toward(state, [*state[:2], low + 0.03]), _keep_pointing_down(state), CLOSE)
-        if along < -CUBE_HALF and across < 0.025 and state[2] < low + 0.02:
-            target_xy = contact + direction * min(remaining, 0.04)  # push the cube by at most 4 cm
-            return _action(_toward(state, [*target_xy, low]), rotate, CLOSE)
+        if along < -half and across < 0.025 and state[2] < low + 0.02:
+            target_xy = contact + direction * min(remaining, 0.04)  # push the object by at most 4 cm
+            # at most 4 cm per step (16 cm/s at 4 Hz): a faster strike knocks a cup over
+            return _action(_toward(state, [*target_xy, low], self.push_step), rotate, CLOSE)
         if np.linalg.norm(state[:2] - behind) < 0.015:
-            return _action(_toward(state, [*behind, low]), rotate, CLOSE)  # descend behind the cube
+            return _action(_toward(state, [*behind, low]), rotate, CLOSE)  # descend behind the object
         if state[2] < SAFE_HEIGHT - 0.04 and np.linalg.norm(offset) < 0.12:
-            return _action(_toward(state, [*state[:2], SAFE_HEIGHT]), rotate, CLOSE)  # lift clear of the cube
+            return _action(_toward(state, [*state[:2], SAFE_HEIGHT]), rotate, CLOSE)  # lift clear of the object
         return _action(_toward(state, [*behind, SAFE_HEIGHT]), rotate, CLOSE)
 
 
-class PickPlaceExpert(Policy):
-    """Above the cube, align, descend, grasp, lift, carry, lower at the goal spot, release, retreat."""
+class ObjectExpert(Policy):
+    """Grasp the object and bring it where the goal wants it: approach above it, align the fingers, descend,
+    close, lift, carry; with `place`, lower it onto the spot, release and retreat.
 
-    name = "pick_place_expert"
+    The EE's carry target is the goal object position plus the grasp offset (grasp, reach-with-object) or the
+    spot at carry height (pick-and-place). An object that starts in the hand (reach-with-object) is carried
+    directly. If the object drops while carried, the expert starts over (not in `failed_grasp` mode).
+    """
+
+    def __init__(self, task: str):
+        self.name = f"{task}_expert"
+        self.place = task == "pick_place"
+        self.retry = True  # start over after a drop
+        self.grasp_offset = np.zeros(3)  # failure modes move where the fingers close (see FailedGrasp)
 
     def reset(self, rng):
         super().reset(rng)
-        self.phase, self.wait = "approach", 0
+        self.phase, self.wait = None, 0
 
     def __call__(self, obs, info):
         state = np.asarray(obs["state"], float)
-        cube, goal = np.asarray(info["object_pos"], float), np.asarray(info["goal_object_pos"], float)
-        yaw = _yaw_delta(state, float(info["object_yaw"]))
-        align = _keep_pointing_down(state) + np.array([0.0, 0.0, yaw])  # before the grasp only
-        rotate = _keep_pointing_down(state)
-        grasp_z = cube[2] + 0.005
-        # Fingers stopped by something between them (not touching each other) with the cube close: held.
-        held = np.linalg.norm(cube - state[:3]) < 0.05 and 0.2 < state[6] < 0.9
-        if self.phase in ("lift", "carry", "lower") and not held:
+        obj, goal = np.asarray(info["object_pos"], float), np.asarray(info["goal_object_pos"], float)
+        shape = OBJECTS[info["object"]]
+        held = bool(info["object_held"])
+        if self.phase is None:  # first call: an object already in the hand is carried directly
+            self.phase = "carry" if held else "approach"
+        if self.retry and self.phase in ("lift", "carry", "lower") and not held:
             self.phase = "approach"  # dropped it: start over
+        rotate = _keep_pointing_down(state)
+        yaw = _yaw_delta(state, float(info["object_yaw"])) if shape.yaw_period else 0.0
+        align = rotate + np.array([0.0, 0.0, yaw])  # turn the fingers across the object before the grasp
+        grasp = grasp_point(obj, shape) + self.grasp_offset
+        if self.place:
+            carry_to = np.array([*goal[:2], SAFE_HEIGHT])
+        else:  # where the EE is when the object is at its goal, with the grasp it has now (or will have)
+            carry_to = goal + (state[:3] - obj if held else grasp_point(obj, shape) - obj)
+
         if self.phase == "approach":
-            if np.linalg.norm(state[:2] - cube[:2]) < 0.01 and abs(yaw) < 0.05:
+            if np.linalg.norm(state[:2] - grasp[:2]) < 0.01 and abs(yaw) < 0.05:
                 self.phase = "descend"
-            return _action(_toward(state, [*cube[:2], SAFE_HEIGHT]), align, OPEN)
+            if state[2] < SAFE_HEIGHT - 0.04 and np.linalg.norm(state[:2] - obj[:2]) > 0.03:
+                return _action(_toward(state, [*state[:2], SAFE_HEIGHT]), align, OPEN)  # rise clear first
+            return _action(_toward(state, [*grasp[:2], SAFE_HEIGHT]), align, OPEN)
         if self.phase == "descend":
-            if abs(state[2] - grasp_z) < 0.008:
-                self.phase, self.wait = "grasp", 0
-            if np.linalg.norm(state[:2] - cube[:2]) > 0.02:
+            if abs(state[2] - grasp[2]) < 0.008:
+                self.phase, self.wait = "close", 0
+            if np.linalg.norm(state[:2] - grasp[:2]) > 0.02:
                 self.phase = "approach"
-            return _action(_toward(state, [*cube[:2], grasp_z], 0.05), align, OPEN)
-        if self.phase == "grasp":
+            return _action(_toward(state, grasp, 0.05), align, OPEN)
+        if self.phase == "close":
             self.wait += 1
             if self.wait >= 2:
                 self.phase = "lift"
             return _action(np.zeros(3), np.zeros(3), CLOSE)
-        if self.phase == "lift":
-            if state[2] > SAFE_HEIGHT - 0.01:
+        if self.phase == "lift":  # straight up to the carry target's height (or carry height), then across
+            lift_to = SAFE_HEIGHT if self.place else max(carry_to[2], state[2])
+            if state[2] > lift_to - 0.01:
                 self.phase = "carry"
-            return _action(_toward(state, [*state[:2], SAFE_HEIGHT]), rotate, CLOSE)
+            return _action(_toward(state, [*state[:2], lift_to]), rotate, CLOSE)
         if self.phase == "carry":
-            if np.linalg.norm(state[:2] - goal[:2]) < 0.01:
+            if self.place and np.linalg.norm(state[:2] - carry_to[:2]) < 0.01:
                 self.phase = "lower"
-            return _action(_toward(state, [*goal[:2], SAFE_HEIGHT]), rotate, CLOSE)
+            return _action(_toward(state, carry_to), rotate, CLOSE)
         if self.phase == "lower":
-            if abs(state[2] - (goal[2] + 0.008)) < 0.008:
-                self.phase = "release"
-            return _action(_toward(state, [*goal[:2], goal[2] + 0.008], 0.05), rotate, CLOSE)
+            place_at = grasp_point(goal, shape) + [0.0, 0.0, 0.008]
+            if abs(state[2] - place_at[2]) < 0.008:
+                self.phase, self.wait = "release", 0
+            return _action(_toward(state, [*goal[:2], place_at[2]], 0.05), rotate, CLOSE)
         if self.phase == "release":
-            if state[6] < 0.05:
+            self.wait += 1
+            if self.wait >= 2:
                 self.phase = "retreat"
             return _action(np.zeros(3), np.zeros(3), OPEN)
         return _action(_toward(state, [*state[:2], SAFE_HEIGHT]), rotate, OPEN)  # retreat
+
+
+class FailedGrasp(Policy):
+    """The object expert with a botched grasp, chosen per episode, then carrying on as if it had worked:
+
+    * "early": closes 3.5-6 cm above the grasp height (on air, or on the very top of a cup);
+    * "miss": comes down 4.5-6 cm beside the object (closing next to it, or pressing on its top);
+    * "drop": grasps well, then opens the gripper 1-4 steps into the lift or carry.
+
+    An object that starts in the hand (reach-with-object) is always dropped.
+    """
+
+    def __init__(self, expert: ObjectExpert):
+        self.expert = expert
+        self.name = f"failed_{expert.name}"
+
+    def reset(self, rng):
+        super().reset(rng)
+        self.expert.reset(rng)
+        self.expert.retry = False
+        self.mode = str(rng.choice(["early", "miss", "drop"]))
+        self.drop_after = int(rng.integers(1, 5))
+        self.carried = 0
+        offset = np.zeros(3)
+        if self.mode == "early":
+            offset[2] = rng.uniform(0.035, 0.06)
+        elif self.mode == "miss":
+            angle = rng.uniform(-np.pi, np.pi)
+            offset[:2] = rng.uniform(0.045, 0.06) * np.array([np.cos(angle), np.sin(angle)])
+        self.expert.grasp_offset = offset
+
+    def __call__(self, obs, info):
+        if self.expert.phase is None and info["object_held"]:
+            self.mode = "drop"
+        action = self.expert(obs, info)
+        if self.mode == "drop" and self.expert.phase in ("lift", "carry", "lower", "release", "retreat"):
+            self.carried += 1
+            if self.carried > self.drop_after:
+                action[6] = OPEN
+        return action
+
+
+class ObjectExplorer(Policy):
+    """Random exploration near the object: EE targets in a box around it (from just above the table to 15 cm),
+    random yaw, the gripper opened or closed at random — it touches, nudges, tips and sometimes grabs it."""
+
+    name = "explore_object"
+
+    def __init__(self, reach: float = 0.08, retarget_prob: float = 0.15, toggle_prob: float = 0.2):
+        self.reach, self.retarget_prob, self.toggle_prob = reach, retarget_prob, toggle_prob
+
+    def reset(self, rng):
+        super().reset(rng)
+        self.target, self.speed = None, rng.uniform(0.3, 1.0) * STEP
+        self.gripper = OPEN
+
+    def __call__(self, obs, info):
+        state, obj = np.asarray(obs["state"], float), np.asarray(info["object_pos"], float)
+        if self.target is None or np.linalg.norm(self.target - state[:3]) < 0.015 \
+                or self.rng.random() < self.retarget_prob:
+            offset = self.rng.uniform([-self.reach, -self.reach, 0.0], [self.reach, self.reach, 0.15])
+            self.target = np.array([*(obj[:2] + offset[:2]), TABLE_TOP + 0.02 + offset[2]])
+        if self.rng.random() < self.toggle_prob:
+            self.gripper = -self.gripper
+        move = _toward(state, self.target, self.speed) + 0.15 * STEP * self.rng.standard_normal(3)
+        rotate = _keep_pointing_down(state) + np.array([0.0, 0.0, self.rng.normal(0.0, 0.08)])
+        return _action(move, rotate, self.gripper)
 
 
 class NoisyPolicy(Policy):
@@ -221,18 +322,31 @@ class RandomPolicy(Policy):
         return action
 
 
-class MixedPolicy(Policy):
-    """Per episode: the oracle, a noisy expert or random exploration."""
 
-    def __init__(self, task: str, probs=(0.15, 0.55, 0.3)):
-        self.members = [EXPERTS[task](), NoisyPolicy(EXPERTS[task]()), RandomPolicy()]
-        self.members[0].name = "oracle"
-        self.probs = probs
+
+# Per task: policy kind -> probability of an episode of the "mixed" policy. Reach keeps the original mix; the
+# object tasks add botched grasps and exploration around the object (contact-rich failures).
+MIXES = {
+    "reach": {"oracle": 0.15, "expert": 0.55, "random": 0.3},
+    "push": {"oracle": 0.15, "expert": 0.5, "explore_object": 0.2, "random": 0.15},
+    **{task: {"oracle": 0.15, "expert": 0.4, "failed_grasp": 0.15, "explore_object": 0.15, "random": 0.15}
+       for task in ("grasp", "reach_with_object", "pick_place")},
+}
+POLICY_KINDS = ("oracle", "expert", "failed_grasp", "explore_object", "random", "mixed")
+
+
+class MixedPolicy(Policy):
+    """Per episode, one of the task's policies (`MIXES`)."""
+
+    def __init__(self, task: str):
+        self.mix = MIXES[task]
+        self.members = {kind: make_policy(task, kind) for kind in self.mix}
         self.name = "mixed"
 
     def reset(self, rng):
         super().reset(rng)
-        self.active = self.members[rng.choice(len(self.members), p=self.probs)]
+        kinds = list(self.mix)
+        self.active = self.members[kinds[rng.choice(len(kinds), p=list(self.mix.values()))]]
         self.active.reset(rng)
         self.name = self.active.name
 
@@ -240,21 +354,38 @@ class MixedPolicy(Policy):
         return self.active(obs, info)
 
 
-EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert}
-POLICY_KINDS = ("oracle", "expert", "random", "mixed")
+def _expert(task: str) -> Policy:
+    if task == "reach":
+        return ReachExpert()
+    if task == "push":
+        return PushExpert()
+    return ObjectExpert(task)
 
 
 def make_policy(task: str, kind: str = "mixed") -> Policy:
-    if task not in EXPERTS:
-        raise ValueError(f"task: expected one of {sorted(EXPERTS)}, got {task!r}")
+    """A scripted policy of `kind` (POLICY_KINDS) for `task` (a key of MIXES)."""
+    if task not in MIXES:
+        raise ValueError(f"task: expected one of {sorted(MIXES)}, got {task!r}")
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"policy: expected one of {POLICY_KINDS}, got {kind!r}")
     if kind == "oracle":
-        policy = EXPERTS[task]()
+        policy = _expert(task)
         policy.name = "oracle"
         return policy
     if kind == "expert":
-        return NoisyPolicy(EXPERTS[task]())
+        if task in ("reach", "push"):
+            return NoisyPolicy(_expert(task))
+        # A grasp does not survive the 0.3-limit noise reach and push take (grasp 45 %, pick-and-place 40 %
+        # at 60 steps); up to 0.15 keeps most grasps (100 % / 70 %) and still varies the trajectories.
+        return NoisyPolicy(_expert(task), noise_range=(0.05, 0.15))
     if kind == "random":
         return RandomPolicy()
     if kind == "mixed":
         return MixedPolicy(task)
-    raise ValueError(f"policy: expected one of {POLICY_KINDS}, got {kind!r}")
+    if task == "reach":
+        raise ValueError(f"policy: {kind!r} needs an object; reach has none (use oracle, expert, random, mixed)")
+    if kind == "explore_object":
+        return ObjectExplorer()
+    if task == "push":
+        raise ValueError("policy: 'failed_grasp' needs a grasping task (grasp, reach_with_object, pick_place)")
+    return FailedGrasp(ObjectExpert(task))

@@ -1,8 +1,10 @@
-"""The MuJoCo scene: low-poly Franka Panda on a table, optional cube, exterior and wrist cameras.
+"""The MuJoCo scene: low-poly Franka Panda on a table, an optional object (cube "box" or cylinder "cup"),
+exterior and wrist cameras.
 
-`build_model` assembles the model from `assets/franka_table.xml` with `mujoco.MjSpec` (cameras and the cube are
+`build_model` assembles the model from `assets/franka_table.xml` with `mujoco.MjSpec` (cameras and the object are
 added here so their placement lives next to the constants that describe it). `Robot` gives named access to the
-arm's joints, gripper and end-effector site in an `MjData`.
+arm's joints, gripper, end-effector site and object in an `MjData`. Colours and exterior-camera poses are model
+fields that can change between episodes without recompiling (`set_object_rgba`, `set_camera_pose`).
 """
 from __future__ import annotations
 
@@ -18,9 +20,31 @@ ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
 # DROID's reset pose (droid/franka/robot.py): gripper pointing down, EE at about (0.36, 0, 0.39) m.
 HOME_JOINTS = np.array([0.0, -np.pi / 5, 0.0, -4 * np.pi / 5, 0.0, 3 * np.pi / 5, 0.0])
 FINGER_TRAVEL = 0.04  # metres per finger; closedness g maps to a finger opening of FINGER_TRAVEL * (1 - g)
+FINGER_GEOMS = ("left_pad", "right_pad")
 
-CUBE_HALF = 0.025  # 5 cm cube: about 4 px wide at 64 px
 TABLE_TOP = 0.0  # the robot base stands on the table surface
+
+
+@dataclass(frozen=True)
+class ObjectShape:
+    """A graspable object: one collision geom (plus optional visual-only details) on a free joint."""
+
+    geom: int  # mujoco.mjtGeom
+    size: tuple[float, float, float]  # MuJoCo geom size
+    half_height: float  # centre above the table when resting upright (metres)
+    half_width: float  # half its extent across the fingers when grasped (metres)
+    rgba: tuple[float, float, float, float]  # default colour
+    yaw_period: float  # rotations about z that leave it unchanged (cube pi/2; a cylinder any: 0)
+
+
+# The paper's two objects (V-JEPA 2-AC, Table 2): a box and a cup. Both about 4 px wide at 64 px.
+OBJECTS = {
+    "cube": ObjectShape(mujoco.mjtGeom.mjGEOM_BOX, (0.025, 0.025, 0.025), 0.025, 0.025,
+                        (0.1, 0.75, 0.2, 1.0), np.pi / 2),
+    "cup": ObjectShape(mujoco.mjtGeom.mjGEOM_CYLINDER, (0.03, 0.035, 0.0), 0.035, 0.03,
+                       (0.15, 0.35, 0.9, 1.0), 0.0),
+}
+CUBE_HALF = OBJECTS["cube"].half_height  # 5 cm cube
 
 # Exterior cameras placed like DROID's tripod cameras: beside and in front of the table, looking at the
 # workspace from 30 degrees above, 1 m away, so the reachable workspace fills the frame. Base frame, metres.
@@ -44,32 +68,66 @@ def look_at_quat(pos, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     return quat
 
 
-def build_model(with_cube: bool) -> mujoco.MjModel:
-    """Compile the scene; `with_cube` adds a free 4 cm cube (push / pick-and-place)."""
+def yaw_quat(yaw: float) -> np.ndarray:
+    """Quaternion (w, x, y, z) of a rotation by `yaw` about the base z axis."""
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def build_model(object_shape: str | None) -> mujoco.MjModel:
+    """Compile the scene; `object_shape` ("cube", "cup" or None) adds a free object named "object"."""
     spec = mujoco.MjSpec.from_file(str(ASSET))
     for name, cam in CAMERAS.items():
         spec.worldbody.add_camera(name=name, pos=cam["pos"], quat=look_at_quat(cam["pos"], cam["target"]),
                                   fovy=cam["fovy"])
-    if with_cube:
-        cube = spec.worldbody.add_body(name="cube", pos=(0.5, 0.0, TABLE_TOP + CUBE_HALF))
-        cube.add_freejoint(name="cube")
-        cube.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[CUBE_HALF] * 3, mass=0.05,
-                      rgba=(0.1, 0.75, 0.2, 1.0), friction=(1.0, 0.01, 0.001), condim=4)
+    if object_shape is not None:
+        if object_shape not in OBJECTS:
+            raise ValueError(f"object: expected one of {sorted(OBJECTS)}, got {object_shape!r}")
+        shape = OBJECTS[object_shape]
+        body = spec.worldbody.add_body(name="object", pos=(0.5, 0.0, TABLE_TOP + shape.half_height))
+        body.add_freejoint(name="object")
+        body.add_geom(name="object", type=shape.geom, size=list(shape.size), mass=0.05, rgba=shape.rgba,
+                      friction=(0.5, 0.01, 0.001), condim=4, solref=(0.008, 1.0),  # stiff, like the fingers
+                      solimp=(0.95, 0.99, 0.001, 0.5, 2.0))
+        if object_shape == "cup":  # a dark disc on top reads as the cup's opening; visual only
+            body.add_geom(name="cup_opening", type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+                          size=[shape.size[0] - 0.005, 0.001, 0.0], pos=(0.0, 0.0, shape.half_height),
+                          rgba=(0.08, 0.08, 0.1, 1.0), contype=0, conaffinity=0, mass=0.001)
     return spec.compile()
+
+
+def set_camera_pose(model: mujoco.MjModel, camera: str, offset=(0.0, 0.0, 0.0),
+                    target_offset=(0.0, 0.0, 0.0)) -> None:
+    """Move exterior camera `camera` by `offset` and make it look at its target moved by `target_offset`
+    (base frame, metres); zero offsets restore the default pose. Takes effect at the next kinematics call."""
+    default = CAMERAS[camera]
+    pos = np.asarray(default["pos"], float) + np.asarray(offset, float)
+    target = np.asarray(default["target"], float) + np.asarray(target_offset, float)
+    cam = model.camera(camera).id
+    model.cam_pos[cam] = pos
+    model.cam_quat[cam] = look_at_quat(pos, target)
 
 
 @dataclass
 class SceneConfig:
-    """A complete kinematic configuration of the scene: what a reset or a goal image is rendered from."""
+    """A complete configuration of the scene at rest: what a reset, a goal or a sub-goal image is rendered from.
+
+    Sampled configurations are kinematic (object upright on the table, gripper open or closed on nothing);
+    configurations with a grasped object are snapshots of a physics simulation (`Robot.snapshot`), so the
+    fingers press on the object exactly as they did when it was held.
+    """
 
     joints: np.ndarray  # [7] arm joint angles (rad)
-    gripper: float  # closedness in [0, 1]
-    cube_pos: np.ndarray | None = None  # [3] cube centre, base frame
-    cube_yaw: float = 0.0
+    gripper: float  # measured closedness in [0, 1]: sets the finger opening
+    object_pos: np.ndarray | None = None  # [3] object centre, base frame
+    object_quat: np.ndarray | None = None  # [4] (w, x, y, z); None: upright, yaw 0
+    gripper_command: float | None = None  # closedness the gripper servo is commanded to; None: = gripper
+    # [2] exact finger positions of a physics snapshot (the coupling between the fingers is a soft constraint,
+    # so a pinch is not quite symmetric); None: both fingers at the opening `gripper` implies.
+    finger_qpos: np.ndarray | None = None
 
 
 class Robot:
-    """Index bookkeeping for the arm, gripper, end-effector site and cube of a compiled scene."""
+    """Index bookkeeping for the arm, gripper, end-effector site and object of a compiled scene."""
 
     def __init__(self, model: mujoco.MjModel):
         self.model = model
@@ -85,11 +143,13 @@ class Robot:
         self.arm_ctrl = slice(self.arm_actuators[0], self.arm_actuators[0] + 7) if contiguous else self.arm_actuators
         self.gripper_actuator = model.actuator("gripper").id
         self.ee_site = model.site("ee").id
-        self.has_cube = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "cube") >= 0
-        if self.has_cube:
-            joint = model.joint("cube")
-            self.cube_qpos = int(joint.qposadr[0])
-            self.cube_dof = int(joint.dofadr[0])
+        self.finger_geoms = {model.geom(g).id for g in FINGER_GEOMS}
+        self.table_geom = model.geom("table").id
+        self.has_object = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "object") >= 0
+        if self.has_object:
+            self.object_qpos = int(model.joint("object").qposadr[0])
+            self.object_dof = int(model.joint("object").dofadr[0])
+            self.object_geom = model.geom("object").id
 
     # --- reading ---------------------------------------------------------------------------------------------
     def joints(self, data: mujoco.MjData) -> np.ndarray:
@@ -104,21 +164,56 @@ class Robot:
         """End-effector position [3] and rotation matrix [3, 3] in the base frame (needs kinematics done)."""
         return data.site_xpos[self.ee_site].copy(), data.site_xmat[self.ee_site].reshape(3, 3).copy()
 
-    def cube_pos(self, data: mujoco.MjData) -> np.ndarray:
-        return data.qpos[self.cube_qpos:self.cube_qpos + 3].copy()
+    def object_pos(self, data: mujoco.MjData) -> np.ndarray:
+        return data.qpos[self.object_qpos:self.object_qpos + 3].copy()
+
+    def object_quat(self, data: mujoco.MjData) -> np.ndarray:
+        return data.qpos[self.object_qpos + 3:self.object_qpos + 7].copy()
+
+    def object_speed(self, data: mujoco.MjData) -> float:
+        """Linear speed of the object (m/s)."""
+        return float(np.linalg.norm(data.qvel[self.object_dof:self.object_dof + 3]))
+
+    def object_touches(self, data: mujoco.MjData) -> set[int]:
+        """Ids of the geoms in contact with the object (after the last physics step or mj_forward)."""
+        touching = set()
+        for geom1, geom2 in zip(data.contact.geom1[:data.ncon], data.contact.geom2[:data.ncon]):
+            if geom1 == self.object_geom:
+                touching.add(int(geom2))
+            elif geom2 == self.object_geom:
+                touching.add(int(geom1))
+        return touching
+
+    def holds_object(self, data: mujoco.MjData) -> bool:
+        """Held = both finger pads touch the object (it is pinched between the fingers)."""
+        return self.finger_geoms <= self.object_touches(data)
+
+    def snapshot(self, data: mujoco.MjData, gripper_command: float) -> SceneConfig:
+        """The scene as it is now in `data` (e.g. after physics settled a grasp), as a SceneConfig."""
+        return SceneConfig(self.joints(data), self.gripper(data),
+                           self.object_pos(data) if self.has_object else None,
+                           self.object_quat(data) if self.has_object else None, gripper_command,
+                           data.qpos[self.finger_qpos].copy())
 
     # --- writing ---------------------------------------------------------------------------------------------
     def set_config(self, data: mujoco.MjData, config: SceneConfig) -> None:
-        """Place the scene kinematically in `config` at rest, with the actuators holding it there."""
+        """Place the scene in `config` at rest, with the actuators holding it there."""
         data.qvel[:] = 0.0
         data.qacc_warmstart[:] = 0.0
         data.qpos[self.arm_qpos] = config.joints
-        opening = FINGER_TRAVEL * (1.0 - float(np.clip(config.gripper, 0.0, 1.0)))
-        data.qpos[self.finger_qpos] = opening
+        if config.finger_qpos is None:
+            data.qpos[self.finger_qpos] = FINGER_TRAVEL * (1.0 - float(np.clip(config.gripper, 0.0, 1.0)))
+        else:
+            data.qpos[self.finger_qpos] = config.finger_qpos
         data.ctrl[self.arm_actuators] = config.joints
-        data.ctrl[self.gripper_actuator] = opening
-        if self.has_cube and config.cube_pos is not None:
-            data.qpos[self.cube_qpos:self.cube_qpos + 3] = config.cube_pos
-            half = 0.5 * config.cube_yaw
-            data.qpos[self.cube_qpos + 3:self.cube_qpos + 7] = (np.cos(half), 0.0, 0.0, np.sin(half))
+        command = config.gripper if config.gripper_command is None else config.gripper_command
+        data.ctrl[self.gripper_actuator] = FINGER_TRAVEL * (1.0 - float(np.clip(command, 0.0, 1.0)))
+        if self.has_object and config.object_pos is not None:
+            quat = np.array([1.0, 0.0, 0.0, 0.0]) if config.object_quat is None else config.object_quat
+            data.qpos[self.object_qpos:self.object_qpos + 3] = config.object_pos
+            data.qpos[self.object_qpos + 3:self.object_qpos + 7] = quat / np.linalg.norm(quat)
         mujoco.mj_forward(self.model, data)
+
+    def set_object_rgba(self, rgba) -> None:
+        """Colour of the object (model field: applies to every MjData of this model, goal renders included)."""
+        self.model.geom_rgba[self.object_geom] = rgba

@@ -1,5 +1,6 @@
 """Closed-loop evaluation: success rate with a 95% Wilson interval, final distances, planning time per action,
-episode videos (observation beside goal) and the energy landscape around a true action.
+per-stage results of tasks with sub-goals, episode videos (observation beside the goal planned toward at that
+step) and the energy landscape around a true action.
 
 `evaluate(make_env, mpc, episodes, seed, out_dir)` runs the episodes (seeds ``seed, seed+1, ...``) with a
 progress bar and writes ``report.json``, ``episode_XXX.mp4|gif`` and, on request, ``energy_landscape.png``
@@ -34,10 +35,11 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
 
 
 def side_by_side(frames, goal: np.ndarray) -> np.ndarray:
-    """Frames [T, H, W, 3] and the goal image [H, W, 3] -> [T, H, 2W, 3] (observation left, goal right)."""
+    """Frames [T, H, W, 3] and the goal image [H, W, 3] — or one goal per frame [T, H, W, 3], e.g. the
+    sub-goal planned toward at that step — -> [T, H, 2W, 3] (observation left, goal right)."""
     frames = np.asarray(frames, dtype=np.uint8)
     goal = np.asarray(goal, dtype=np.uint8)
-    if frames.shape[1:] != goal.shape:
+    if goal.shape not in (frames.shape[1:], frames.shape):
         raise ValueError(f"side_by_side: frames {frames.shape[1:]} and goal {goal.shape} must have the same size")
     return np.concatenate([frames, np.broadcast_to(goal, frames.shape)], axis=2)
 
@@ -165,7 +167,7 @@ def evaluate(make_env, mpc: MPC, episodes: int, seed: int, out_dir: str | os.Pat
         record = i < videos
         result = run_episode(env, mpc, seed=seed + i, max_steps=max_steps, record_frames=record)
         if record:
-            save_video(out / f"episode_{i:03d}.{video_format}", side_by_side(result.frames, result.goal_image))
+            save_video(out / f"episode_{i:03d}.{video_format}", side_by_side(result.frames, result.goal_frames))
         results.append(result)
         successes = sum(r.success for r in results)
         bar.set_postfix(success=f"{successes}/{len(results)}", dist=f"{result.final_distance or float('nan'):.3f}")
@@ -189,9 +191,10 @@ def evaluate(make_env, mpc: MPC, episodes: int, seed: int, out_dir: str | os.Pat
         "steps": _summary([r.steps for r in results]),
         "planning_seconds_per_call": _summary(seconds),
         "planning_seconds_per_action": _summary(per_action),
+        "stage_reached_rate": _stage_rates(results),
         "per_episode": [
             {"seed": seed + i, "success": r.success, "steps": r.steps, "final_distance_m": r.final_distance,
-             "seconds_per_action": r.seconds_per_action, "best_energies": r.energies}
+             "seconds_per_action": r.seconds_per_action, "best_energies": r.energies, "stages": r.stages}
             for i, r in enumerate(results)
         ],
     }
@@ -205,6 +208,17 @@ def evaluate(make_env, mpc: MPC, episodes: int, seed: int, out_dir: str | os.Pat
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, out / "report.json")
     return report
+
+
+def _stage_rates(results: list[EpisodeResult]) -> dict:
+    """Per goal stage (sub-goals, then "goal"): the fraction of the episodes that got to it which reached it
+    by its end (simulator's judgement); stages no episode reached are left out."""
+    rates = {}
+    for name in dict.fromkeys(stage["name"] for r in results for stage in r.stages):
+        reached = [s["reached"] for r in results for s in r.stages if s["name"] == name and s["reached"] is not None]
+        if reached:
+            rates[name] = {"episodes": len(reached), "reached": sum(reached), "rate": sum(reached) / len(reached)}
+    return rates
 
 
 def _plain(obj):

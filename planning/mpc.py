@@ -4,7 +4,10 @@
 ``mpc.act(obs)`` returns the next actions to execute. Two loops drive it:
 
 * `run_episode(env, mpc)` for the gymnasium envs of `envs` (stops on ``info["is_success"]``, termination or
-  truncation, or a step budget);
+  truncation, or a step budget). It follows the episode's goal schedule (`goal_schedule`): a task with
+  sub-goals (``info["subgoal_rgbs"]``, ``info["subgoal_steps"]``) is planned toward sub-goal 1 for its steps,
+  then sub-goal 2, ..., then the final goal for the rest of the budget. Goals switch by step count only,
+  never by what the simulator knows;
 * `run_controller(controller, mpc, goal_image)` for a `FrankaController` (``observe()`` / ``step(action)``),
   the simulator's or a real robot's, which has no notion of success: it stops on the budget or on an
   optional ``stop(obs)`` callback.
@@ -23,6 +26,31 @@ import torch
 
 from planning.common import PlannerBase, PlanResult
 from planning.world_model import OracleWorldModel, WorldModel
+
+
+@dataclass
+class GoalStage:
+    """One goal of an episode's schedule: plan toward `image` for `steps` env steps (None: the rest)."""
+
+    name: str  # "subgoal_1", "subgoal_2", ..., "goal"
+    image: np.ndarray  # uint8 [H, W, 3]
+    state: np.ndarray | None  # the goal observation's true state: ORACLE mode only
+    steps: int | None
+
+
+def goal_schedule(info: dict) -> list[GoalStage]:
+    """The sub-goals of ``info`` (``subgoal_rgbs`` with ``subgoal_steps``, and ``subgoal_states`` for the
+    ORACLE mode), in order, then the final goal (``goal_rgb`` / ``goal_state``) for the remaining steps."""
+    images, steps = list(info.get("subgoal_rgbs") or []), list(info.get("subgoal_steps") or [])
+    states = list(info.get("subgoal_states") or [None] * len(images))
+    if not len(images) == len(steps) == len(states):
+        raise ValueError(f"info: expected as many subgoal_steps ({len(steps)}) and subgoal_states ({len(states)}) "
+                         f"as subgoal_rgbs ({len(images)})")
+    if any(int(n) < 1 for n in steps):
+        raise ValueError(f"info field 'subgoal_steps': expected positive step counts, got {steps}")
+    stages = [GoalStage(f"subgoal_{k + 1}", image, state, int(n))
+              for k, (image, state, n) in enumerate(zip(images, states, steps))]
+    return stages + [GoalStage("goal", info["goal_rgb"], info.get("goal_state"), None)]
 
 
 def _state_tensor(obs: dict, device) -> torch.Tensor:
@@ -84,11 +112,15 @@ class MPC:
         self.planner.reset(seed)
 
     def set_goal_from_info(self, info: dict, seed: int | None = None) -> None:
-        """Goal of an `envs` episode: ``info["goal_rgb"]``; in oracle mode ``info["goal_state"]`` (labelled)."""
+        """Final goal of an `envs` episode: ``info["goal_rgb"]``; in oracle mode ``info["goal_state"]``."""
+        self.set_stage(goal_schedule(info)[-1], seed=seed)
+
+    def set_stage(self, stage: GoalStage, seed: int | None = None) -> None:
+        """Plan toward one stage of a goal schedule: its image; in oracle mode its true state (labelled)."""
         if self.oracle:
-            self.set_goal(oracle_goal_state=info["goal_state"], seed=seed)
+            self.set_goal(oracle_goal_state=stage.state, seed=seed)
         else:
-            self.set_goal(info["goal_rgb"], seed=seed)
+            self.set_goal(stage.image, seed=seed)
 
     def plan(self, obs: dict) -> PlanResult:
         if self.goal is None:
@@ -112,8 +144,14 @@ class EpisodeResult:
     actions: list[np.ndarray] = field(default_factory=list)  # executed actions
     frames: list[np.ndarray] = field(default_factory=list)  # observed images (start + after every step)
     goal_image: np.ndarray | None = None  # info["goal_rgb"], kept with the frames
+    goal_frames: list[np.ndarray] = field(default_factory=list)  # the goal planned toward, with each frame
     distances: list[float] = field(default_factory=list)  # simulator distance to goal after every step
     energies: list[float] = field(default_factory=list)  # best planning energy of every plan
+    plan_stages: list[int] = field(default_factory=list)  # index of the goal stage of every plan
+    # Per stage of the goal schedule: name, first_step, scheduled_steps (None: the rest), executed_steps and
+    # reached (simulator, evaluation only: the sub-goal condition — info["subgoal_success"] — at the stage's
+    # end, or task success for the final goal; None where the env does not report it).
+    stages: list[dict] = field(default_factory=list)
 
     @property
     def seconds_per_action(self) -> float:
@@ -122,34 +160,59 @@ class EpisodeResult:
 
 def run_episode(env, mpc: MPC, seed: int | None = None, max_steps: int | None = None,
                 record_frames: bool = False) -> EpisodeResult:
-    """One closed-loop episode on a gymnasium env of `envs`: reset, set the goal from info, plan/act until
-    ``info["is_success"]``, termination/truncation or `max_steps` env steps."""
+    """One closed-loop episode on a gymnasium env of `envs`: reset, then plan/act toward each goal of the
+    episode's schedule (`goal_schedule`) for its steps, until ``info["is_success"]``, termination/truncation or
+    `max_steps` env steps. A plan's actions are cut at a stage boundary so goals switch exactly on schedule."""
     obs, info = env.reset(seed=seed)
-    mpc.set_goal_from_info(info, seed=seed)
+    schedule = goal_schedule(info)
+    ends = np.cumsum([stage.steps for stage in schedule[:-1]]).tolist() + [float("inf")]
     result = EpisodeResult(success=bool(info.get("is_success", False)), steps=0,
                            final_distance=info.get("distance"))
     if record_frames:
         result.frames.append(np.asarray(obs["rgb"]))
+        result.goal_frames.append(np.asarray(schedule[0].image))
         result.goal_image = np.asarray(info["goal_rgb"])
-    done = result.success
+    done, stage = result.success, -1
     while not done:
+        if stage < 0 or result.steps >= ends[stage]:  # start the next stage (one per boundary crossed)
+            if stage >= 0:
+                _close_stage(result, info, stage)
+            stage += 1
+            mpc.set_stage(schedule[stage], seed=seed)
+            result.stages.append({"name": schedule[stage].name, "first_step": result.steps,
+                                  "scheduled_steps": schedule[stage].steps})
         start = time.perf_counter()
         actions, plan = mpc.act(obs)
         result.plan_seconds.append(time.perf_counter() - start)
         result.energies.append(plan.best_energy)
-        for action in actions:
+        result.plan_stages.append(stage)
+        left_in_stage = ends[stage] - result.steps
+        for action in actions[: int(min(len(actions), left_in_stage))]:
             obs, _, terminated, truncated, info = env.step(action)
             result.steps += 1
             result.actions.append(action)
             result.distances.append(float(info["distance"]) if "distance" in info else float("nan"))
             if record_frames:
                 result.frames.append(np.asarray(obs["rgb"]))
+                result.goal_frames.append(np.asarray(schedule[stage].image))
             result.success = bool(info.get("is_success", False))
             done = result.success or terminated or truncated or (max_steps is not None and result.steps >= max_steps)
             if done:
                 break
+    if stage >= 0:
+        _close_stage(result, info, stage)
     result.final_distance = info.get("distance", result.final_distance)
     return result
+
+
+def _close_stage(result: EpisodeResult, info: dict, stage: int) -> None:
+    record = result.stages[-1]
+    record["executed_steps"] = result.steps - record["first_step"]
+    if record["name"] == "goal":
+        record["reached"] = bool(info.get("is_success", False))
+    else:
+        reached = info.get("subgoal_success") or []
+        record["reached"] = bool(reached[stage]) if stage < len(reached) else None
 
 
 def run_controller(controller, mpc: MPC, goal_image: np.ndarray, max_steps: int, stop=None,

@@ -3,11 +3,16 @@
     python scripts/evaluate.py --checkpoint runs/ac/latest.pt --task FrankaReach-v0 --episodes 30 --seed 0 \\
         --out results/reach
     python scripts/evaluate.py --world-model oracle --task FrankaReach-v0 --episodes 30 --out results/oracle
+    python scripts/evaluate.py --checkpoint runs/ac/latest.pt --task FrankaPickPlace-v0 --env-option object=cup \\
+        --out results/pick_place_cup
 
 Writes OUT/report.json (success rate with 95% Wilson interval, final distances, planning time per action),
 OUT/episode_XXX.mp4 (observation | goal) and OUT/energy_landscape.{png,json}. The planner sees the current
 image and state and the goal image; ``--world-model oracle`` instead plans on true end-effector positions of
-the current and goal observations (ORACLE mode: tests the loop, not a model).
+the current and goal observations (ORACLE mode: tests the loop, not a model; it moves the end effector but
+cannot see the object nor plan the gripper, see docs/envs.md). Tasks with sub-goals (FrankaPickPlace-v0) are
+planned toward each sub-goal image for its scheduled steps, then the final goal; report.json has per-stage
+results.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--max-steps", type=int, default=None, help="env steps per episode (default: the task's)")
     p.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="gymnasium.make option, e.g. image_size=128 or control_hz=10 (repeatable)")
+                   help="gymnasium.make option, e.g. image_size=128, object=cup, object_rgba=0.9,0.2,0.2 or "
+                        "camera_offset=0.05,0,-0.03 (repeatable; see docs/envs.md)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="run the world model under bfloat16 autocast (CUDA)")
     p.add_argument("--threads", type=int, default=None,
@@ -93,14 +99,20 @@ def env_options(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"--env-option: expected KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = int(value)
-        except ValueError:
-            try:
-                options[key] = float(value)
-            except ValueError:
-                options[key] = value
+        options[key] = _option_value(value)
     return options
+
+
+def _option_value(text: str):
+    """"3" -> 3, "0.5" -> 0.5, "0.9,0.1,0.1" -> (0.9, 0.1, 0.1) (e.g. object_rgba, camera_offset), else text."""
+    if "," in text:
+        return tuple(_option_value(part.strip()) for part in text.split(","))
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv=None):
@@ -130,6 +142,9 @@ def main(argv=None):
           f"= {report['success_rate']:.1%} (95% CI {low:.1%}-{high:.1%}), final distance "
           f"{report['final_distance_m']['mean'] * 100:.1f} cm mean, planning "
           f"{report['planning_seconds_per_action']['mean']:.3f} s/action -> {Path(args.out) / 'report.json'}")
+    for name, stage in report["stage_reached_rate"].items():
+        if name != "goal":
+            print(f"  {name}: reached {stage['reached']}/{stage['episodes']} by the end of its steps")
 
 
 if __name__ == "__main__":

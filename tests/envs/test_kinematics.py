@@ -30,7 +30,7 @@ def dh_forward(q):
 
 @pytest.fixture(scope="module")
 def controller():
-    return CartesianController(build_model(with_cube=False))
+    return CartesianController(build_model(object_shape=None))
 
 
 def test_forward_kinematics_matches_the_dh_table(controller):
