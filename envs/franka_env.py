@@ -111,9 +111,6 @@ class FrankaEnv(gym.Env):
         self.config = config
         self.render_mode = render_mode
         self.max_steps = int(config.max_steps or self.default_max_steps)
-        if sum(self.subgoal_steps) >= self.max_steps:
-            raise ValueError(f"max_steps: expected more than the sub-goal steps {list(self.subgoal_steps)} "
-                             f"(sum {sum(self.subgoal_steps)}) so the final goal gets steps, got {self.max_steps}")
         self.metadata = {**self.metadata, "render_fps": config.control_hz}
 
         self.model = build_model(config.object if self.uses_object else None)

@@ -68,3 +68,67 @@ def test_cli_resumes_existing_episodes(tmp_path, capsys):
     assert "3 episodes" in capsys.readouterr().out
     assert h5.stat().st_mtime_ns == stamp  # kept, not rewritten
     assert (tmp_path / "reach_00002" / "trajectory.h5").exists()
+
+
+def test_a_mix_writes_valid_droid_episodes_and_resumes(tmp_path):
+    from droid_data.validate import validate_episodes
+    from envs.collect import SceneVariation, collect_mix
+
+    mix = "reach:1,grasp/oracle:2,pick_place/failed_grasp:1,push:1,explore_object:1,reach_with_object:1,explore:1"
+    variation = SceneVariation(objects=("cube", "cup"), random_colors=True, camera_jitter=0.03)
+    paths = collect_mix(mix, tmp_path, seed=2, max_steps=3, variation=variation, progress=False)
+    assert len(paths) == 8 and all(p.exists() for p in paths)
+    assert paths[1] == tmp_path / "grasp-oracle" / "grasp_00000"
+    count, problems = validate_episodes(tmp_path, progress=False)
+    assert count == 8 and problems == []
+    grasp = read_episode(paths[1])
+    assert grasp.num_frames == 4 and grasp.metadata["sim_policy"] == "oracle"
+    assert grasp.metadata["sim_object"] in ("cube", "cup")
+    assert grasp.metadata["current_task"] == f"grasp the {grasp.metadata['sim_object']} and lift it"
+    assert len(grasp.metadata["sim_scene_options"]["object_rgba"]) == 4
+    assert max(abs(v) for v in grasp.metadata["sim_scene_options"]["camera_offset"]) <= 0.03
+    assert len(read_episode(paths[3]).metadata["sim_subgoal_states"]) == 2  # pick_place
+    # the two grasp episodes differ (own seeds); a second call keeps what is there and adds the rest
+    assert grasp.metadata["sim_seed"] != read_episode(paths[2]).metadata["sim_seed"]
+    stamp = (paths[1] / "trajectory.h5").stat().st_mtime_ns
+    more = collect_mix(mix.replace("grasp/oracle:2", "grasp/oracle:3"), tmp_path, seed=2, max_steps=3,
+                       variation=variation, progress=False)
+    assert (paths[1] / "trajectory.h5").stat().st_mtime_ns == stamp
+    assert len(more) == 9 and (tmp_path / "grasp-oracle" / "grasp_00002" / "trajectory.h5").exists()
+
+
+def test_scene_variation_is_reproducible_and_varied():
+    from envs.collect import SceneVariation
+
+    variation = SceneVariation(objects=("cube", "cup"), random_colors=True, camera_jitter=0.05)
+    draws = [variation.sample(seed) for seed in range(20)]
+    assert draws == [variation.sample(seed) for seed in range(20)]
+    assert {shape for shape, _ in draws} == {"cube", "cup"}
+    colours = np.array([options["object_rgba"] for _, options in draws])
+    assert colours[:, :3].std(axis=0).min() > 0.1 and np.all((colours >= 0) & (colours <= 1))
+    assert SceneVariation().sample(3) == ("cube", {})
+    with pytest.raises(ValueError, match="objects: expected one or more of"):
+        SceneVariation(objects=("mug",))
+
+
+def test_bad_mixes_are_named(tmp_path):
+    from envs.collect import parse_mix
+
+    assert parse_mix("reach:2, grasp/oracle:3") == {"reach": 2, "grasp/oracle": 3}
+    (tmp_path / "mix.yaml").write_text("push: 4\nexplore_object: 2\n")
+    assert parse_mix(tmp_path / "mix.yaml") == {"push": 4, "explore_object": 2}
+    for bad, message in [("stack:3", "expected a task"), ("grasp/human:3", "expected a policy among"),
+                         ("reach/failed_grasp:2", "needs an object"), ("grasp:x", "COMPONENT:COUNT"),
+                         ("grasp:0", "positive episode count")]:
+        with pytest.raises(ValueError, match=message):
+            parse_mix(bad)
+
+
+def test_cli_collects_a_mix(tmp_path, capsys):
+    script = _load_script()
+    assert script.main(["--mix", "grasp:1,explore_object:1", "--out", str(tmp_path), "--max-steps", "2",
+                        "--objects", "cup", "--random-colors"]) == 0
+    assert "2 episodes" in capsys.readouterr().out
+    assert read_episode(tmp_path / "grasp" / "grasp_00000").metadata["sim_object"] == "cup"
+    with pytest.raises(SystemExit):
+        script.main(["--task", "grasp", "--out", str(tmp_path)])  # --task needs --episodes

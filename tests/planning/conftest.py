@@ -1,4 +1,5 @@
 """A linear world model whose L2 planning energy is quadratic in the actions, with a unique known optimum."""
+import numpy as np
 import pytest
 import torch
 
@@ -95,3 +96,36 @@ class PointReachEnv:
 @pytest.fixture
 def point_env():
     return PointReachEnv()
+
+
+class StagedPointEnv:
+    """A point env with two sub-goal images (as FrankaPickPlace-v0 gives them): pixel value 10 * (stage + 1)
+    marks sub-goal images, 250 the final goal; `subgoal_steps` = [3, 2], budget 9."""
+
+    def __init__(self):
+        self.inner = PointReachEnv(max_steps=9)
+
+    def _add(self, info):
+        info["subgoal_rgbs"] = [np.full((16, 16, 3), 10 * (k + 1), np.uint8) for k in range(2)]
+        info["subgoal_steps"] = [3, 2]
+        info["subgoal_states"] = [np.full(7, 0.1 * (k + 1), np.float32) for k in range(2)]
+        info["subgoal_success"] = [False, True]
+        info["goal_rgb"] = np.full((16, 16, 3), 250, np.uint8)
+        return info
+
+    def reset(self, seed=None):
+        obs, info = self.inner.reset(seed)
+        return obs, self._add(info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.inner.step(action)
+        return obs, reward, terminated, truncated, self._add(info)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def staged_env():
+    """A factory of StagedPointEnv (point env with two sub-goals on a [3, 2] step schedule)."""
+    return StagedPointEnv

@@ -190,3 +190,91 @@ def test_oracle_cem_mpc_solves_franka_reach():
     env.close()
     assert sum(r.success for r in results) == 6, [(r.steps, r.final_distance) for r in results]
     assert all(r.final_distance < 0.04 for r in results)
+
+
+class GoalRecorder:
+    """World model + planner stand-ins: latents = mean pixel value; the planner records the goal of every
+    plan and the step at which it was asked, and plans a small fixed move (never reaching the goal)."""
+
+    def __init__(self, horizon=2):
+        from planning.cem import CEMConfig
+
+        self.config = CEMConfig(horizon=horizon)
+        self.goals = []
+
+    def encode(self, images):
+        return torch.as_tensor(np.asarray(images), dtype=torch.float32).mean(dim=(1, 2, 3))[:, None, None]
+
+    def reset(self, seed=None):
+        pass
+
+    def shift(self, executed):
+        pass
+
+    def plan(self, wm, context, state, goal):
+        from planning.common import PlanResult
+
+        self.goals.append(round(float(goal.flatten()[0])))
+        actions = torch.zeros(self.config.horizon, 7)
+        actions[:, 0] = 0.001
+        return PlanResult(actions=actions, energies=torch.zeros(1, 1))
+
+
+@pytest.mark.parametrize("execute", [1, 2])
+def test_mpc_follows_the_sub_goal_schedule_by_step_count(execute, staged_env):
+    recorder = GoalRecorder()
+    mpc = MPC(recorder, recorder, execute=execute)
+    result = run_episode(staged_env(), mpc, seed=0, record_frames=True)
+    assert result.steps == 9
+    # the goal planned toward at each executed step: sub-goal 1 for 3 steps, sub-goal 2 for 2, then the goal
+    assert [round(float(g[0, 0, 0])) for g in result.goal_frames[1:]] == [10] * 3 + [20] * 2 + [250] * 4
+    if execute == 1:
+        assert recorder.goals == [10] * 3 + [20] * 2 + [250] * 4
+    else:  # plans of 2 actions are cut at each boundary: 2+1 steps, 2 steps, then 2+2
+        assert recorder.goals == [10, 10, 20, 250, 250]
+    assert [(s["name"], s["first_step"], s["scheduled_steps"], s["executed_steps"]) for s in result.stages] == [
+        ("subgoal_1", 0, 3, 3), ("subgoal_2", 3, 2, 2), ("goal", 5, None, 4)]
+    assert [s["reached"] for s in result.stages] == [False, True, False]  # from info["subgoal_success"]
+    assert result.plan_stages == sorted(result.plan_stages) and result.plan_stages[-1] == 2
+
+
+def test_oracle_mode_follows_the_sub_goal_states(staged_env):
+    seen = []
+
+    class Oracle(OracleWorldModel):
+        def encode_states(self, states):
+            seen.append(np.asarray(states).flatten()[0].round(3))
+            return super().encode_states(states)
+
+    mpc = MPC(Oracle(), small_cem(), oracle=True)
+    run_episode(staged_env(), mpc, seed=0, max_steps=7)
+    goals = [v for v in seen if v in (np.float32(0.1).round(3), np.float32(0.2).round(3))]
+    assert goals[:2] == [np.float32(0.1).round(3), np.float32(0.2).round(3)]
+
+
+def test_pick_place_schedule_switches_at_steps_16_and_28():
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers FrankaPickPlace-v0)
+
+    recorder = GoalRecorder()
+    env = gym.make("FrankaPickPlace-v0", image_size=16)
+    result = run_episode(env, MPC(recorder, recorder), seed=0, max_steps=30)
+    env.close()
+    assert [(s["name"], s["first_step"]) for s in result.stages] == [("subgoal_1", 0), ("subgoal_2", 16),
+                                                                      ("goal", 28)]
+    assert result.stages[0]["reached"] is False  # planning nothing useful does not grasp the cube
+    assert len(set(recorder.goals[:16])) == 1 and recorder.goals[16] != recorder.goals[15]
+
+
+def test_evaluate_reports_stages_and_shows_the_sub_goal_in_videos(tmp_path, staged_env):
+    recorder = GoalRecorder()
+    report = evaluate(staged_env, MPC(recorder, recorder), episodes=2, seed=0, out_dir=tmp_path, videos=1,
+                      landscape=False, progress=False)
+    assert report["stage_reached_rate"]["subgoal_2"] == {"episodes": 2, "reached": 2, "rate": 1.0}
+    assert report["stage_reached_rate"]["subgoal_1"]["rate"] == 0.0
+    assert [s["name"] for s in report["per_episode"][0]["stages"]] == ["subgoal_1", "subgoal_2", "goal"]
+    from droid_data.video import decode_frames
+
+    video = decode_frames(tmp_path / "episode_000.mp4")  # right half: the goal planned toward
+    assert abs(int(video[1, 8, 24, 0]) - 10) < 8 and abs(int(video[-1, 8, 24, 0]) - 250) < 8
