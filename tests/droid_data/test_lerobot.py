@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -555,3 +556,19 @@ def test_cli_reports_bad_lerobot_data_in_lines_and_exits_1(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("BAD ")]
     assert f": missing_metadata: {tmp_path / V30_EPISODES}: truncated or unreadable" in line
+
+
+@pytest.mark.parametrize("writer", [write_v21, write_v30])
+@pytest.mark.parametrize("storage", ["video", "image"])
+def test_every_emptied_or_halved_file_is_reported(tmp_path, writer, storage):
+    """A sweep: each file of the dataset, emptied or cut in half, gives problems naming it, never an exception."""
+    rng = np.random.default_rng(13)
+    writer(tmp_path / "good", [random_states(rng, 8), random_states(rng, 6)], storage=storage)
+    files = sorted(p.relative_to(tmp_path / "good") for p in (tmp_path / "good").rglob("*") if p.is_file())
+    for number, relative in enumerate(files):
+        for fraction in (0.0, 0.5):
+            root = tmp_path / f"{number}-{fraction}"
+            shutil.copytree(tmp_path / "good", root)
+            truncate(root / relative, fraction)
+            _, problems = validate_episodes(root, progress=False)
+            assert problems and all(p.file == str(root / relative) for p in problems), (relative, problems)
