@@ -1,7 +1,9 @@
 """vjepa_ac.formats: every checkpoint layout is recognised, loads strictly and computes what the saved model did."""
 
+import importlib.util
 import json
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from vjepa_ac.models import VisionTransformer, vit_2_1, vit_ac_predictor, vit_ti
 from vjepa_ac.world_model import VJEPAWorldModel
 
 TOL = 1e-5
+ROOT = Path(__file__).resolve().parents[2]
 
 # A tiny official-layout V-JEPA 2-AC model, written as the file of constructor kwargs --arch-config takes.
 AC_ARCH = {
@@ -213,6 +216,22 @@ def test_official_ac_file_loads_with_arch_config_and_plans_like_the_saved_model(
     ours, theirs = _plan(loaded_encoder, loaded_predictor), _plan(encoder, predictor)
     assert torch.equal(ours.actions, theirs.actions) and torch.isfinite(ours.energies).all()
     assert formats.load_encoder(path, arch_config=arch).state_dict().keys() == encoder.state_dict().keys()
+
+
+def test_evaluate_cli_plans_with_an_official_ac_file_and_arch_config(tmp_path):
+    encoder, predictor = _tiny_ac()
+    path, arch = tmp_path / "ac.pt", tmp_path / "model.yaml"
+    torch.save({"encoder": _official(encoder.state_dict(), "module."), "predictor": _official(predictor.state_dict(), "module.")}, path)
+    arch.write_text(yaml.safe_dump(AC_ARCH))
+    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "scripts" / "evaluate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "eval"
+    script.main(["--checkpoint", str(path), "--arch-config", str(arch), "--episodes", "1", "--max-steps", "2",
+                 "--samples", "8", "--topk", "3", "--iterations", "1", "--videos", "0", "--no-landscape", "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert report["episodes"] == 1 and report["steps"]["mean"] == 2
+    assert (report["checkpoint"], report["arch_config"]) == (str(path), str(arch))
 
 
 def test_official_ac_refusals_name_file_found_and_expected(tmp_path):
