@@ -5,18 +5,19 @@
     encoder, predictor, info = load_ac_model("vjepa2-ac-vitg.pt", arch="vjepa2-ac-vitg")
     info = detect_format("latest.pt")                                   # reads the file, builds nothing
 
-Formats (``CheckpointInfo.format``), checked in this order:
+Formats (``CheckpointInfo.format``), checked in this order (table with examples: docs/checkpoints.md):
 
-| id | what | detected by | architecture from |
-|---|---|---|---|
-| ``hf`` | Hugging Face V-JEPA 2 folder (``VJEPA2Model`` / ``VJEPA2ForVideoClassification``) | a folder with ``config.json`` (``model_type: vjepa2``) and ``model.safetensors`` (or shards, or ``pytorch_model.bin``) | ``config.json`` |
-| ``vjepa-ac`` | this project's AC checkpoint (``scripts/train_ac.py``) | a ``config`` entry with ``encoder`` and ``predictor`` specs | that ``config`` |
-| ``vjepa-pretrain`` | this project's pretraining checkpoint (``scripts/pretrain.py``) | a ``config`` entry with ``model`` and ``data`` | that ``config`` |
-| ``official-ac`` | official V-JEPA 2-AC file as on the hub (``vjepa2-ac-vitg.pt``) | ``encoder`` + ``predictor`` whose keys include ``action_encoder`` | ``arch`` / ``arch_config``, else the released preset when every shape fits it |
-| ``official-ac-train`` | official AC-training checkpoint | as above, plus ``opt`` / ``scaler`` / ``epoch`` / ``target_encoder`` | as above |
-| ``official-2.1`` | official V-JEPA 2.1 file (hub or training) | encoder keys ``norms_block.*`` | ``arch`` / ``arch_config``, else file name, else shapes |
-| ``official`` | official V-JEPA 2 pretraining file (hub or training) | an ``encoder`` / ``target_encoder`` state dict | ``arch`` / ``arch_config``, else file name, else shapes |
-| ``state-dict`` | a bare encoder state dict (``torch.save(encoder.state_dict())``) | only tensors, with ``patch_embed.proj.weight`` | as ``official`` |
+- ``hf``: a Hugging Face V-JEPA 2 folder (``VJEPA2Model`` / ``VJEPA2ForVideoClassification``): ``config.json``
+  with ``model_type: vjepa2`` and ``model.safetensors`` (or shards, or ``pytorch_model.bin``); architecture
+  from ``config.json``.
+- ``vjepa-ac`` / ``vjepa-pretrain``: this project's AC / pretraining checkpoints: a ``config`` entry with
+  ``encoder`` + ``predictor`` specs / with ``model`` + ``data``; architecture from that entry.
+- ``official-ac``: the hub's ``vjepa2-ac-vitg.pt`` layout, ``encoder`` + a ``predictor`` with
+  ``action_encoder.*``; ``official-ac-train``: the same plus ``opt`` / ``scaler`` / ``epoch`` /
+  ``target_encoder`` (an official AC-training checkpoint).
+- ``official-2.1``: a V-JEPA 2.1 encoder (keys ``norms_block.*``); ``official``: a V-JEPA 2 encoder
+  (``encoder`` / ``target_encoder`` state dicts of the pretraining files and the hub).
+- ``state-dict``: a bare encoder state dict (only tensors, with ``patch_embed.proj.weight``).
 
 The encoder entry of a file with several is the first of ``ema_encoder`` (2.1 distilled releases),
 ``target_encoder`` (the EMA encoder that evaluations, AC training and the current official hub use) and
@@ -87,7 +88,15 @@ _TRAINING_ENTRIES = ("opt", "scaler", "epoch", "target_encoder")
 _HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 # Official factories an official file may hold, in the order shape inference tries them (the released
 # ViT-g / ViT-G are the 22 / 26-head "_xformers" variants).
-_INFERABLE = ("vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge", "vit_giant_xformers", "vit_gigantic_xformers")
+_INFERABLE = (
+    "vit_tiny",
+    "vit_small",
+    "vit_base",
+    "vit_large",
+    "vit_huge",
+    "vit_giant_xformers",
+    "vit_gigantic_xformers",
+)
 
 
 class CheckpointFormatError(ValueError):
@@ -146,7 +155,9 @@ def _torch_load(path: Path):
 
 
 def _is_state_dict(obj) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+    return (
+        isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
 
 
 def _entries(obj) -> list[str]:
@@ -181,7 +192,9 @@ def _classify(obj, source: str, key: str | None) -> CheckpointInfo:
         if "encoder" in config and "predictor" in config:
             return CheckpointInfo("vjepa-ac", source, entries, key or "encoder", "checkpoint config")
         if "model" in config and "data" in config:
-            return CheckpointInfo("vjepa-pretrain", source, entries, key or _encoder_key(obj), "checkpoint config")
+            return CheckpointInfo(
+                "vjepa-pretrain", source, entries, key or _encoder_key(obj), "checkpoint config"
+            )
         raise CheckpointFormatError(
             f"{source}: its 'config' entry has keys {_shown(sorted(config))}, expected 'encoder' + 'predictor' "
             "(vjepa-ac AC checkpoint) or 'model' + 'data' (vjepa-ac pretraining checkpoint)"
@@ -196,7 +209,9 @@ def _classify(obj, source: str, key: str | None) -> CheckpointInfo:
     predictor = obj.get("predictor")
     if _is_state_dict(predictor) and any(k.endswith("action_encoder.weight") for k in predictor):
         training = any(e in obj for e in _TRAINING_ENTRIES)
-        return CheckpointInfo("official-ac-train" if training else "official-ac", source, entries, encoder_key)
+        return CheckpointInfo(
+            "official-ac-train" if training else "official-ac", source, entries, encoder_key
+        )
     encoder = clean_state_dict(obj[encoder_key])
     if any(k.startswith("norms_block.") for k in encoder):
         return CheckpointInfo("official-2.1", source, entries, encoder_key)
@@ -248,7 +263,8 @@ def _materialize(build, state: Mapping[str, torch.Tensor], where: str) -> nn.Mod
         raise CheckpointFormatError(f"{where}: cannot build the model: {exc}") from exc
     try:
         load_pretrained(model, dict(state), assign=True)
-    except RuntimeError as exc:  # one line: "does not fit <Class>; N missing keys: ...; M shape mismatches: ..."
+    except RuntimeError as exc:
+        # One line: "does not fit <Class>; N missing keys: ...; M shape mismatches: ...".
         reason = str(exc).replace("load_pretrained: the given state dict ", "").replace("\n  ", "; ")
         raise CheckpointFormatError(f"{where}: {reason}") from exc
     return model.eval()
@@ -273,7 +289,9 @@ def read_arch_config(path: str | os.PathLike) -> dict[str, dict]:
         )
     for name, section in data.items():
         if not isinstance(section, Mapping):
-            raise CheckpointFormatError(f"{path}: '{name}' must be a mapping of constructor kwargs, got {section!r}")
+            raise CheckpointFormatError(
+                f"{path}: '{name}' must be a mapping of constructor kwargs, got {section!r}"
+            )
     return {name: dict(section) for name, section in data.items()}
 
 
@@ -284,7 +302,9 @@ def _encoder_from_kwargs(section: dict, v2_1: bool, where: str):
     if factory is not None:
         valid = ARCHITECTURES_2_1 if v2_1 else _factories()
         if factory not in valid:
-            raise CheckpointFormatError(f"{where}: encoder.model_name {factory!r} is not one of {sorted(valid)}")
+            raise CheckpointFormatError(
+                f"{where}: encoder.model_name {factory!r} is not one of {sorted(valid)}"
+            )
         if v2_1:
             return partial(vit_2_1, factory, **options)
         return partial(getattr(models, factory), **options)
@@ -304,7 +324,9 @@ def _infer_encoder(state: Mapping[str, torch.Tensor], v2_1: bool, where: str):
     depth = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("blocks.")), default=-1)
     hidden = state["blocks.0.mlp.fc1.weight"].shape[0] if "blocks.0.mlp.fc1.weight" in state else None
     if "blocks.0.mlp.fc3.weight" in state:
-        raise CheckpointFormatError(f"{where}: a SwiGLU encoder (mlp.fc3) is no released size; pass arch or arch_config")
+        raise CheckpointFormatError(
+            f"{where}: a SwiGLU encoder (mlp.fc3) is no released size; pass arch or arch_config"
+        )
     options = {
         "patch_size": weight.shape[-1],
         "in_chans": weight.shape[1],
@@ -362,8 +384,8 @@ def _encoder_builder(state, info: CheckpointInfo, arch: str | None, arch_config:
                 f"{info.source}: unknown arch {arch!r}; expected a released model "
                 f"({', '.join(sorted(hub.RELEASES))}, or their file names) or a {family} factory ({', '.join(sorted(factories))})"
             )
-        family = _family_release(v2_1)
-        release = hub.Release(f"{arch}.pt", arch, family.img_size, version=family.version)
+        hub_size = _family_release(v2_1)
+        release = hub.Release(f"{arch}.pt", arch, hub_size.img_size, version=hub_size.version)
         return partial(hub.release_encoder, release), f"factory {arch} with the hub's settings"
     found = hub.find_release(Path(info.source).name)
     if found is not None and (found[1].version == "2.1") == v2_1:
@@ -374,12 +396,16 @@ def _encoder_builder(state, info: CheckpointInfo, arch: str | None, arch_config:
 def _factories() -> list[str]:
     """V-JEPA 2 encoder factories that take the hub's options (the ``*_rope`` ones fix use_rope themselves)."""
     excluded = ("vit_2_1", "vit_predictor", "vit_ac_predictor")
-    return [n for n in models.__all__ if n.startswith("vit_") and not n.endswith("_rope") and n not in excluded]
+    return [
+        n for n in models.__all__ if n.startswith("vit_") and not n.endswith("_rope") and n not in excluded
+    ]
 
 
 def _select(obj: Mapping, key: str, source: str) -> dict[str, torch.Tensor]:
     if key not in obj or not _is_state_dict(obj[key]):
-        raise CheckpointFormatError(f"{source}: no state dict under '{key}'; found entries {_shown(_entries(obj))}")
+        raise CheckpointFormatError(
+            f"{source}: no state dict under '{key}'; found entries {_shown(_entries(obj))}"
+        )
     return clean_state_dict(obj[key])
 
 
@@ -404,23 +430,33 @@ def load_encoder_with_info(
     info, obj = _open(source, key)
     if info.format == "hf":
         if arch is not None or arch_config is not None:
-            raise CheckpointFormatError(f"{info.source}: a Hugging Face folder's architecture is its config.json; drop arch/arch_config")
+            raise CheckpointFormatError(
+                f"{info.source}: a Hugging Face folder's architecture is its config.json; drop arch/arch_config"
+            )
         encoder, _, info = _load_hf(*obj, info, with_predictor=False)
     elif info.format == "vjepa-ac":
         from vjepa_ac.ac_train import build_encoder
 
-        encoder = _materialize(partial(build_encoder, obj["config"]["encoder"]), _select(obj, info.encoder_key, info.source), info.source)
+        encoder = _materialize(
+            partial(build_encoder, obj["config"]["encoder"]),
+            _select(obj, info.encoder_key, info.source),
+            info.source,
+        )
     elif info.format == "vjepa-pretrain":
         from vjepa_ac.config import from_dict
         from vjepa_ac.pretrain import JEPATrainingConfig, build_encoder
 
         cfg = from_dict(JEPATrainingConfig, obj["config"], source=f"{info.source}:config")
-        encoder = _materialize(partial(build_encoder, cfg), _select(obj, info.encoder_key, info.source), info.source)
+        encoder = _materialize(
+            partial(build_encoder, cfg), _select(obj, info.encoder_key, info.source), info.source
+        )
     else:
         state = obj if info.format == "state-dict" else _select(obj, info.encoder_key, info.source)
         state = clean_state_dict(state)
         build, info.arch = _encoder_builder(state, info, arch, arch_config)
-        encoder = _materialize(build, state, f"{info.source}['{info.encoder_key}']" if info.encoder_key else info.source)
+        encoder = _materialize(
+            build, state, f"{info.source}['{info.encoder_key}']" if info.encoder_key else info.source
+        )
     log.info("load_encoder: %s", info.summary())
     return encoder.to(device), info
 
@@ -455,17 +491,27 @@ def load_ac_model(
         from vjepa_ac.ac_train import build_encoder, build_predictor
 
         if arch is not None or arch_config is not None:
-            raise CheckpointFormatError(f"{info.source}: a vjepa-ac checkpoint carries its architecture; drop arch/arch_config")
+            raise CheckpointFormatError(
+                f"{info.source}: a vjepa-ac checkpoint carries its architecture; drop arch/arch_config"
+            )
         config = obj["config"]
-        encoder = _materialize(partial(build_encoder, config["encoder"]), _select(obj, "encoder", info.source), info.source)
-        predictor = _materialize(partial(build_predictor, config["predictor"]), _select(obj, "predictor", info.source), info.source)
+        encoder = _materialize(
+            partial(build_encoder, config["encoder"]), _select(obj, "encoder", info.source), info.source
+        )
+        predictor = _materialize(
+            partial(build_predictor, config["predictor"]), _select(obj, "predictor", info.source), info.source
+        )
         info.runtime = dict(config)
     elif info.format in ("official-ac", "official-ac-train"):
         encoder_state = _select(obj, info.encoder_key, info.source)
         predictor_state = _select(obj, "predictor", info.source)
-        encoder_build, predictor_build, info.arch = _ac_builders(encoder_state, predictor_state, info, arch, arch_config)
+        encoder_build, predictor_build, info.arch = _ac_builders(
+            encoder_state, predictor_state, info, arch, arch_config
+        )
         encoder = _materialize(encoder_build, encoder_state, f"{info.source}['{info.encoder_key}']")
-        predictor = _materialize(partial(predictor_build, encoder), predictor_state, f"{info.source}['predictor']")
+        predictor = _materialize(
+            partial(predictor_build, encoder), predictor_state, f"{info.source}['predictor']"
+        )
         info.runtime = {
             "normalize_reps": True,
             "img_size": encoder.img_height,
@@ -488,10 +534,16 @@ def _ac_builders(encoder_state, predictor_state, info, arch, arch_config):
         sections = read_arch_config(arch_config)
         missing = [s for s in ("encoder", "predictor") if s not in sections]
         if missing:
-            raise CheckpointFormatError(f"{arch_config}: an AC model needs sections 'encoder' and 'predictor', missing {missing}")
+            raise CheckpointFormatError(
+                f"{arch_config}: an AC model needs sections 'encoder' and 'predictor', missing {missing}"
+            )
         encoder_build, _ = _encoder_builder(encoder_state, info, None, arch_config)
         options = sections["predictor"]
-        return encoder_build, lambda encoder: vit_ac_predictor(**{"embed_dim": encoder.embed_dim, **options}), f"arch-config {arch_config}"
+        return (
+            encoder_build,
+            lambda encoder: vit_ac_predictor(**{"embed_dim": encoder.embed_dim, **options}),
+            f"arch-config {arch_config}",
+        )
     if arch is not None:
         found = hub.find_release(arch)
         if found is None or not found[1].action_conditioned:
@@ -502,11 +554,20 @@ def _ac_builders(encoder_state, predictor_state, info, arch, arch_config):
             )
         return partial(hub.release_encoder, found[1]), hub.ac_predictor_for, f"preset {found[0]}"
     release = hub.RELEASES["vjepa2_ac_vit_giant"]
-    expected = {"width": hub.AC_PREDICTOR_OPTIONS["predictor_embed_dim"], "depth": hub.AC_PREDICTOR_OPTIONS["depth"],
-                "action dim": hub.AC_PREDICTOR_OPTIONS["action_embed_dim"], "encoder width": 1408}
+    expected = {
+        "width": hub.AC_PREDICTOR_OPTIONS["predictor_embed_dim"],
+        "depth": hub.AC_PREDICTOR_OPTIONS["depth"],
+        "action dim": hub.AC_PREDICTOR_OPTIONS["action_embed_dim"],
+        "encoder width": 1408,
+    }
     found = {
-        "width": predictor_state["predictor_embed.weight"].shape[0] if "predictor_embed.weight" in predictor_state else None,
-        "depth": 1 + max((int(k.split(".")[1]) for k in predictor_state if k.startswith("predictor_blocks.")), default=-1),
+        "width": predictor_state["predictor_embed.weight"].shape[0]
+        if "predictor_embed.weight" in predictor_state
+        else None,
+        "depth": 1
+        + max(
+            (int(k.split(".")[1]) for k in predictor_state if k.startswith("predictor_blocks.")), default=-1
+        ),
         "action dim": predictor_state["action_encoder.weight"].shape[1],
         "encoder width": encoder_state["patch_embed.proj.weight"].shape[0],
     }
@@ -515,7 +576,11 @@ def _ac_builders(encoder_state, predictor_state, info, arch, arch_config):
             f"{info.source}: its AC predictor ({found}) is not the released {release.file} ({expected}); "
             "pass --arch-config with the official 'encoder' and 'predictor' constructor kwargs"
         )
-    return partial(hub.release_encoder, release), hub.ac_predictor_for, f"preset vjepa2_ac_vit_giant (shapes of {release.file})"
+    return (
+        partial(hub.release_encoder, release),
+        hub.ac_predictor_for,
+        f"preset vjepa2_ac_vit_giant (shapes of {release.file})",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -524,10 +589,23 @@ def _ac_builders(encoder_state, predictor_state, info, arch, arch_config):
 
 # transformers' VJEPA2Config defaults, for config.json files that leave a value out.
 _HF_DEFAULTS = {
-    "patch_size": 16, "crop_size": 256, "frames_per_clip": 64, "tubelet_size": 2, "hidden_size": 1024,
-    "in_chans": 3, "num_attention_heads": 16, "num_hidden_layers": 24, "mlp_ratio": 4.0, "layer_norm_eps": 1e-6,
-    "qkv_bias": True, "hidden_act": "gelu", "pred_hidden_size": 384, "pred_num_attention_heads": 12,
-    "pred_num_hidden_layers": 12, "pred_num_mask_tokens": 10, "pred_mlp_ratio": 4.0,
+    "patch_size": 16,
+    "crop_size": 256,
+    "frames_per_clip": 64,
+    "tubelet_size": 2,
+    "hidden_size": 1024,
+    "in_chans": 3,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 24,
+    "mlp_ratio": 4.0,
+    "layer_norm_eps": 1e-6,
+    "qkv_bias": True,
+    "hidden_act": "gelu",
+    "pred_hidden_size": 384,
+    "pred_num_attention_heads": 12,
+    "pred_num_hidden_layers": 12,
+    "pred_num_mask_tokens": 10,
+    "pred_mlp_ratio": 4.0,
 }
 # HF name prefix -> official name prefix (first match wins); q/k/v are merged into attn.qkv afterwards.
 _HF_RENAMES = (
@@ -550,7 +628,9 @@ def _read_hf_config(folder: Path) -> dict:
         raise CheckpointFormatError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or config.get("model_type") != "vjepa2":
         found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
-        raise CheckpointFormatError(f"{path}: model_type is {found!r}, expected 'vjepa2' (a transformers VJEPA2 model)")
+        raise CheckpointFormatError(
+            f"{path}: model_type is {found!r}, expected 'vjepa2' (a transformers VJEPA2 model)"
+        )
     return {**_HF_DEFAULTS, **config}
 
 
@@ -566,7 +646,9 @@ def _read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "pytorch_model.bin").is_file():
         return _torch_load(folder / "pytorch_model.bin")
     files = sorted(p.name for p in folder.iterdir())
-    raise CheckpointFormatError(f"{folder}: found {_shown(files)}, expected weights in one of {list(_HF_WEIGHT_FILES)}")
+    raise CheckpointFormatError(
+        f"{folder}: found {_shown(files)}, expected weights in one of {list(_HF_WEIGHT_FILES)}"
+    )
 
 
 def hf_to_official(state: Mapping[str, torch.Tensor], source: str = "state dict"):
@@ -581,7 +663,9 @@ def hf_to_official(state: Mapping[str, torch.Tensor], source: str = "state dict"
     ignored, unknown = [], []
     for hf_name, value in state.items():
         name = hf_name.removeprefix("vjepa2.")
-        if name.startswith(_HF_HEADS) or name.endswith("position_embeddings"):  # heads; sin-cos tables unused with RoPE
+        if name.startswith(_HF_HEADS) or name.endswith(
+            "position_embeddings"
+        ):  # heads; sin-cos tables unused with RoPE
             ignored.append(hf_name)
             continue
         if name == "predictor.embeddings.mask_tokens":
@@ -589,7 +673,7 @@ def hf_to_official(state: Mapping[str, torch.Tensor], source: str = "state dict"
             continue
         for prefix, part, official in _HF_RENAMES:
             if name.startswith(prefix):
-                parts[part][official + name[len(prefix):].replace("attention.", "attn.")] = value
+                parts[part][official + name[len(prefix) :].replace("attention.", "attn.")] = value
                 break
         else:
             unknown.append(hf_name)
@@ -608,7 +692,9 @@ def hf_to_official(state: Mapping[str, torch.Tensor], source: str = "state dict"
 def _hf_architecture(config: dict, where: str):
     """(encoder builder, predictor builder) from a transformers VJEPA2 config."""
     if config["hidden_act"] != "gelu":
-        raise CheckpointFormatError(f"{where}: hidden_act is {config['hidden_act']!r}, only 'gelu' (exact GELU) is supported")
+        raise CheckpointFormatError(
+            f"{where}: hidden_act is {config['hidden_act']!r}, only 'gelu' (exact GELU) is supported"
+        )
     patch = config["patch_size"]
     if isinstance(patch, (list, tuple)):
         if len(set(patch)) != 1:
@@ -655,7 +741,9 @@ def _load_hf(folder: Path, config: dict, info: CheckpointInfo, with_predictor: b
     predictor = None
     if with_predictor:
         if not predictor_state:
-            raise CheckpointFormatError(f"{folder}: holds no predictor.* weights (expected a VJEPA2Model folder)")
+            raise CheckpointFormatError(
+                f"{folder}: holds no predictor.* weights (expected a VJEPA2Model folder)"
+            )
         predictor = _materialize(build_predictor, predictor_state, f"{folder} (predictor)")
     architectures = config.get("architectures") or ["VJEPA2Model"]
     info.arch = f"config.json ({architectures[0]}: {config['hidden_size']} wide, {config['num_hidden_layers']} blocks)"
@@ -672,7 +760,9 @@ def load_hf_vjepa2(folder: str | os.PathLike, *, device: str | torch.device = "c
     """
     info, obj = _open(folder, None)
     if info.format != "hf":
-        raise CheckpointFormatError(f"{folder}: a {info.description}, expected a Hugging Face V-JEPA 2 folder")
+        raise CheckpointFormatError(
+            f"{folder}: a {info.description}, expected a Hugging Face V-JEPA 2 folder"
+        )
     encoder, predictor, info = _load_hf(*obj, info, with_predictor=True)
     log.info("load_hf_vjepa2: %s", info.summary())
     return encoder.to(device), predictor.to(device), info

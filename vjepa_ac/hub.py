@@ -49,8 +49,12 @@ RELEASES = {
     # V-JEPA 2.1: ViT-B and ViT-L are distilled from the ViT-G teacher; the hub reads their EMA weights.
     "vjepa2_1_vit_base_384": Release("vjepa2_1_vitb_dist_vitG_384", "vit_base", 384, "ema_encoder", "2.1"),
     "vjepa2_1_vit_large_384": Release("vjepa2_1_vitl_dist_vitG_384", "vit_large", 384, "ema_encoder", "2.1"),
-    "vjepa2_1_vit_giant_384": Release("vjepa2_1_vitg_384", "vit_giant_xformers", 384, "target_encoder", "2.1"),
-    "vjepa2_1_vit_gigantic_384": Release("vjepa2_1_vitG_384", "vit_gigantic_xformers", 384, "target_encoder", "2.1"),
+    "vjepa2_1_vit_giant_384": Release(
+        "vjepa2_1_vitg_384", "vit_giant_xformers", 384, "target_encoder", "2.1"
+    ),
+    "vjepa2_1_vit_gigantic_384": Release(
+        "vjepa2_1_vitG_384", "vit_gigantic_xformers", 384, "target_encoder", "2.1"
+    ),
 }
 CHECKPOINT_URLS = {release.file: f"{VJEPA2_BASE_URL}/{release.file}.pt" for release in RELEASES.values()}
 

@@ -64,7 +64,9 @@ def hierarchical_layers(depth: int) -> list[int]:
     if depth in _HIERARCHICAL_LAYERS:
         return list(_HIERARCHICAL_LAYERS[depth])
     if depth < 4:
-        raise ValueError(f"VisionTransformer21: depth must be at least 4 (four hierarchical layers), got {depth}")
+        raise ValueError(
+            f"VisionTransformer21: depth must be at least 4 (four hierarchical layers), got {depth}"
+        )
     return [depth * k // 4 - 1 for k in range(1, 5)]
 
 
@@ -191,7 +193,9 @@ class VisionTransformer21(nn.Module):
         """Pixels -> (tokens ``[B, N, D]``, (grid_t, grid_h, grid_w)), choosing the image or video tokenizer."""
         name = "VisionTransformer21.forward: x"
         has_image_tokenizer = self.patch_embed_img is not None
-        if x.dim() == 4 and self.is_video:  # an image: its own tokenizer, else a still clip of tubelet_size frames
+        if (
+            x.dim() == 4 and self.is_video
+        ):  # an image: its own tokenizer, else a still clip of tubelet_size frames
             x = x.unsqueeze(2)
             if not (has_image_tokenizer and self.img_temporal_dim_size == 1):
                 x = x.repeat(1, 1, self.tubelet_size, 1, 1)
@@ -311,7 +315,9 @@ ARCHITECTURES_2_1 = {  # name: (embed_dim, depth, num_heads, mlp_ratio)
 def vit_2_1(arch: str, patch_size=16, **kwargs) -> VisionTransformer21:
     """The official 2.1 factory ``arch`` (``vit_base``, ``vit_large``, ``vit_giant_xformers``, ...)."""
     if arch not in ARCHITECTURES_2_1:
-        raise ValueError(f"vit_2_1: unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES_2_1)}")
+        raise ValueError(
+            f"vit_2_1: unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES_2_1)}"
+        )
     embed_dim, depth, num_heads, mlp_ratio = ARCHITECTURES_2_1[arch]
     return VisionTransformer21(
         patch_size=patch_size,
