@@ -234,6 +234,16 @@ def test_shape_inference_picks_the_released_variants():
         assert description.startswith(f"{name} (inferred from shapes; {heads} heads)")
         with torch.device("meta"):
             assert build().state_dict().keys() == state.keys()
+    with torch.device("meta"):  # the released AC file's shapes select the released AC architecture
+        encoder, predictor = hub.vjepa2_ac_vit_giant()
+    info = formats.CheckpointInfo("official-ac", "ac.pt", ["encoder", "predictor"], "encoder")
+    build_encoder, build_predictor, description = formats._ac_builders(
+        encoder.state_dict(), predictor.state_dict(), info, None, None
+    )
+    assert description == "preset vjepa2_ac_vit_giant (shapes of vjepa2-ac-vitg)"
+    with torch.device("meta"):
+        built = build_encoder()
+        assert build_predictor(built).state_dict().keys() == predictor.state_dict().keys()
     with torch.device("meta"):
         odd = VisionTransformer(embed_dim=64, depth=3, num_heads=4, num_frames=2).state_dict()
     with pytest.raises(
