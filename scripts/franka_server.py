@@ -18,8 +18,8 @@ import signal
 import threading
 from pathlib import Path
 
-from envs.franka_server import FrankaServer
-from envs.safety import SafetyLimits
+from robot.safety import SafetyLimits
+from robot.server import FrankaServer
 
 DEFAULTS = SafetyLimits()
 log = logging.getLogger("franka_server")
@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     s = p.add_argument_group("safety limits (enforced here, on the robot side; flags override --limits)")
     s.add_argument("--limits", type=Path,
-                   help="YAML file with the cell's safety settings (keys: the field names of envs.safety.SafetyLimits)")
+                   help="YAML file with the cell's safety settings (keys: the field names of robot.safety.SafetyLimits)")
     s.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"),
                    help=f"lower corner of the allowed end-effector box, metres, robot base frame "
                         f"(default {DEFAULTS.workspace_low})")
@@ -92,7 +92,7 @@ def build_limits(args) -> SafetyLimits:
 
 def build_controller(args):
     if args.backend == "sim":
-        from envs.controllers import SimController
+        from robot.backends.sim import SimController
 
         options = {"image_size": args.image_size}
         if args.control_hz is not None:
@@ -100,8 +100,8 @@ def build_controller(args):
         return SimController(args.task, seed=args.seed, **options)
     if not args.robot_ip:
         raise SystemExit("--backend franky needs --robot-ip")
-    from envs.cameras import PyAVCamera
-    from envs.franky_backend import FrankyController
+    from robot.backends.franky import FrankyController
+    from robot.cameras import PyAVCamera
 
     cameras = {}
     for spec in args.camera:

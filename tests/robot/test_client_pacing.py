@@ -3,11 +3,11 @@ import threading
 import time
 
 import pytest
-from deploy_fakes import KinematicController
+from robot_fakes import KinematicController
 
-from envs.franka_client import FrankaClient
-from envs.franka_server import FrankaServer
-from envs.safety import SafetyLimits
+from robot.client import FrankaClient
+from robot.safety import SafetyLimits
+from robot.server import FrankaServer
 
 
 class LateServer(FrankaServer):

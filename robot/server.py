@@ -1,6 +1,6 @@
 """Robot-side server: exposes one `FrankaController` over ZeroMQ (REP socket, msgpack) behind a safety layer.
 
-Every request is decoded and validated by `envs.protocol` and every motion is limited by `envs.safety`
+Every request is decoded and validated by `robot.protocol` and every motion is limited by `robot.safety`
 before the controller sees it; the reply tells the client what was executed. Nothing a client sends can
 crash the loop: protocol errors are answered with an error, backend failures stop the arm and are answered
 with `robot_error`. A watchdog stops the arm when motion commands stop arriving.
@@ -15,10 +15,10 @@ from collections import Counter
 import numpy as np
 import zmq
 
-from envs import protocol
-from envs.controllers import FrankaController
-from envs.protocol import ProtocolError, Request
-from envs.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
+from robot import protocol
+from robot.interface import FrankaController
+from robot.protocol import ProtocolError, Request
+from robot.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
 
 log = logging.getLogger("franka_server")
 

@@ -1,6 +1,6 @@
 """Robot-side safety limits: pure functions plus two tiny time-driven state machines, no I/O.
 
-The server (envs.franka_server) passes every motion command through these before the robot sees it:
+The server (robot.server) passes every motion command through these before the robot sees it:
 
 - per-step motion: translation norm <= max_translation (m), rotation angle <= max_rotation (rad); larger
   steps are scaled down along their own direction (DROID clamps the same way: 0.075 m / 0.15 rad at 15 Hz);

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import zmq
 
-from envs import protocol
-from envs.controllers import FrankaController, StepResult, as_action
+from robot import protocol
+from robot.interface import FrankaController, StepResult, as_action
 
 
 class ServerUnavailable(ConnectionError):
@@ -23,7 +23,7 @@ class ServerUnavailable(ConnectionError):
 
 
 class CommandRefused(RuntimeError):
-    """The server answered with an error; `code` is one of the error codes of envs.protocol."""
+    """The server answered with an error; `code` is one of the error codes of robot.protocol."""
 
     def __init__(self, cmd: str, code: str, message: str):
         super().__init__(f"robot server refused '{cmd}' ({code}): {message}")

@@ -72,7 +72,7 @@ def robot(monkeypatch):
     rotation = Rotation.from_euler("xyz", [np.pi - 0.2, 0.1, 0.4])
     pose = Affine([0.45, -0.1, 0.3], rotation.as_quat())
     monkeypatch.setitem(sys.modules, "franky", make_franky(calls, pose, width=0.06))
-    from envs.franky_backend import FrankyController
+    from robot.backends.franky import FrankyController
 
     return FrankyController("172.16.0.2", relative_dynamics_factor=0.1), calls
 
@@ -118,7 +118,7 @@ def test_home_recovers_then_moves_and_opens(robot):
 
 def test_missing_franky_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "franky", None)  # import franky -> ImportError
-    from envs.franky_backend import FrankyController
+    from robot.backends.franky import FrankyController
 
     with pytest.raises(ImportError, match="franky-control"):
         FrankyController("172.16.0.2")

@@ -17,7 +17,7 @@ stop       -                                        obs (no images)
 
 Requests are validated completely before anything moves. Values outside the *domain* of a field (a non-finite
 number, a translation beyond 1 m, an Euler angle beyond pi, a gripper value outside [0, 1]) are refused with
-`out_of_range`; values inside the domain but beyond the server's safety limits are clipped by `envs.safety`,
+`out_of_range`; values inside the domain but beyond the server's safety limits are clipped by `robot.safety`,
 and the reply lists which limits acted.
 """
 from __future__ import annotations

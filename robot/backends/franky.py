@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from envs.controllers import FrankaController, StepResult, as_action
+from robot.interface import FrankaController, StepResult, as_action
 
 log = logging.getLogger("franky_backend")
 
@@ -43,7 +43,7 @@ class FrankyController(FrankaController):
     """A real Franka through franky.
 
     robot_ip: the FCI address of the control box. cameras: observation key ("rgb", "wrist_rgb", ...) ->
-    callable returning the latest uint8 [H, W, 3] RGB frame (e.g. envs.cameras.PyAVCamera); "rgb" is the
+    callable returning the latest uint8 [H, W, 3] RGB frame (e.g. robot.cameras.PyAVCamera); "rgb" is the
     exterior camera the world model sees. relative_dynamics_factor: fraction of the arm's velocity,
     acceleration and jerk limits franky may use (start low). gripper_grasp_above: closedness targets at or
     above it become a force-controlled grasp (holds objects), lower ones a width move. control_period_s: how

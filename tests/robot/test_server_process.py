@@ -6,14 +6,14 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from deploy_fakes import fuzz_messages
-from deploy_serverproc import running_server
 from hypothesis import HealthCheck, given, settings
+from robot_fakes import fuzz_messages
+from robot_server_process import running_server
 from scipy.spatial.transform import Rotation
 
-from envs import protocol
 from envs.controller import ControllerConfig
-from envs.franka_client import CommandRefused, FrankaClient, ServerUnavailable
+from robot import protocol
+from robot.client import CommandRefused, FrankaClient, ServerUnavailable
 
 # A small box around the sim's home pose (EE near (0.36, 0, 0.39)) so that fuzzed steps hit its walls.
 BOX = ("--workspace-low", "0.30", "-0.08", "0.30", "--workspace-high", "0.45", "0.08", "0.45")

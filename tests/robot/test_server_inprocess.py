@@ -2,16 +2,16 @@
 import msgpack
 import numpy as np
 import pytest
-from deploy_fakes import (  # tests/deploy is on sys.path (conftest)
+from hypothesis import given, settings
+from robot_fakes import (  # tests/robot is on sys.path (conftest)
     HOME_STATE,
     KinematicController,
     hostile_requests,
 )
-from hypothesis import given, settings
 
-from envs import protocol
-from envs.franka_server import FrankaServer
-from envs.safety import SafetyLimits
+from robot import protocol
+from robot.safety import SafetyLimits
+from robot.server import FrankaServer
 
 
 class FakeClock:

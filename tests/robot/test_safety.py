@@ -1,4 +1,4 @@
-"""Unit tests of the pure safety layer (envs.safety)."""
+"""Unit tests of the pure safety layer (robot.safety)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from droid_data.conventions import integrate_actions
-from envs.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
+from robot.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
 
 LIMITS = SafetyLimits()
 STATE = np.array([0.5, 0.0, 0.4, np.pi - 0.1, 0.05, -0.2, 0.3])

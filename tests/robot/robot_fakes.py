@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from droid_data.conventions import integrate_actions
-from envs import protocol
-from envs.controllers import FrankaController, StepResult, as_action
+from robot import protocol
+from robot.interface import FrankaController, StepResult, as_action
 
 HOME_STATE = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
 
