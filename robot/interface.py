@@ -45,7 +45,25 @@ class FrankaController(abc.ABC):
 
     @abc.abstractmethod
     def home(self) -> dict:
-        """Move to the home configuration (blocking) and return the observation without images."""
+        """Move to the home configuration (blocking) and return the observation without images.
+
+        The backend's own motion, trusted to start near home: the robot server first walks the arm there in
+        safety-limited steps (robot.safety.limit_home_step) and calls this only for the last few millimetres.
+        """
+
+    def home_state(self) -> np.ndarray:
+        """The 7-D state `home()` ends in (end-effector pose at the home joints, gripper open).
+
+        The robot server needs it to walk home within its limits; a backend that cannot tell cannot be served.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not know its home pose (home_state)")
+
+    def is_moving(self) -> bool:
+        """True while a commanded motion is still under way; the server refuses `home` then.
+
+        Backends whose commands return with the arm at rest (the simulator) keep this default.
+        """
+        return False
 
     @abc.abstractmethod
     def stop(self) -> None:

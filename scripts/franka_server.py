@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"motion commands faster than this are refused (default {DEFAULTS.max_rate_hz})")
     s.add_argument("--watchdog-ms", type=float,
                    help=f"stop the arm when no motion command came for this long (default {DEFAULTS.watchdog_ms})")
+    s.add_argument("--home-speed-factor", type=float,
+                   help=f"'home' walks at this fraction of --max-translation/--max-rotation per step "
+                        f"(default {DEFAULTS.home_speed_factor})")
 
     g = p.add_argument_group("sim backend")
     g.add_argument("--task", default="FrankaReach-v0", help="envs task id (default %(default)s)")
@@ -83,7 +86,8 @@ def build_limits(args) -> SafetyLimits:
     values = SafetyLimits.from_yaml(args.limits).to_dict() if args.limits else {}
     flags = {"workspace_low": args.workspace_low, "workspace_high": args.workspace_high,
              "max_translation": args.max_translation, "max_rotation": args.max_rotation,
-             "max_rate_hz": args.max_rate_hz, "watchdog_ms": args.watchdog_ms}
+             "max_rate_hz": args.max_rate_hz, "watchdog_ms": args.watchdog_ms,
+             "home_speed_factor": args.home_speed_factor}
     if args.gripper_range is not None:
         flags["gripper_min"], flags["gripper_max"] = args.gripper_range
     values.update({k: v for k, v in flags.items() if v is not None})

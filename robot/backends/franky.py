@@ -134,6 +134,17 @@ class FrankyController(FrankaController):
             self.robot.stop()  # libfranka's hard stop if the stop motion did not finish in time
             raise RuntimeError(f"the arm did not stop within {self.motion_join_timeout_s} s; sent libfranka stop()")
 
+    def is_moving(self) -> bool:
+        return bool(self.robot.is_in_control)  # franky's control loop runs exactly while a motion does
+
+    def home_state(self) -> np.ndarray:
+        """Forward kinematics of the home joints (libfranka's model, with the end effector set in Desk)."""
+        state = self.robot.state
+        pose = self.robot.model.pose(self.franky.Frame.EndEffector, np.asarray(self.home_joints), state.F_T_EE,
+                                     state.EE_T_K)
+        rotation = Rotation.from_quat(np.asarray(pose.quaternion))
+        return np.concatenate([np.asarray(pose.translation, dtype=np.float64), rotation.as_euler("xyz"), [0.0]])
+
     def home(self) -> dict:
         """Recover from errors, move to the home joints (blocking) and open the gripper."""
         try:

@@ -5,8 +5,11 @@ as the real arm, so the whole deployment path is tested without a robot.
 """
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 
+from envs.franka_env import state_from_pose
+from envs.scene import HOME_JOINTS, SceneConfig
 from robot.interface import FrankaController, StepResult, as_action
 
 
@@ -14,8 +17,8 @@ class SimController(FrankaController):
     """The simulated arm of an `envs` task, driven through the env's public low-level operations.
 
     The simulator advances only inside commands: `step` runs one control period of physics and returns once
-    the arm has settled, so between commands nothing moves. `stop` re-targets the joint servos to the measured
-    joints, which is what holding position means for the sim.
+    the arm has settled, so between commands nothing moves (`is_moving()` is always False). `stop` re-targets
+    the joint servos to the measured joints, which is what holding position means for the sim.
     """
 
     backend = "sim"
@@ -54,8 +57,14 @@ class SimController(FrankaController):
         self.env.set_gripper(position)
         return position
 
+    def home_state(self) -> np.ndarray:
+        data = mujoco.MjData(self.env.model)  # a scratch copy: forward kinematics only, the arm does not move
+        self.env.robot.set_config(data, SceneConfig(joints=HOME_JOINTS, gripper=0.0))
+        position, rotation = self.env.robot.ee_pose(data)
+        return state_from_pose(position, rotation, 0.0)
+
     def home(self) -> dict:
-        self.env.go_home()
+        self.env.go_home(HOME_JOINTS)
         self.env.set_gripper(0.0)  # DROID's reset opens the gripper
         return self.observe(images=False)
 

@@ -1,5 +1,9 @@
-"""In-process fake Franka for unit tests: exact kinematic integration, tiny images that encode the state."""
+"""In-process fake Franka arms for unit tests: exact kinematic integration, tiny images that encode the state."""
 from __future__ import annotations
+
+import contextlib
+import threading
+import time
 
 import msgpack
 import numpy as np
@@ -8,6 +12,8 @@ from hypothesis import strategies as st
 from droid_data.conventions import integrate_actions
 from robot import protocol
 from robot.interface import FrankaController, StepResult, as_action
+from robot.safety import SafetyLimits
+from robot.server import FrankaServer
 
 HOME_STATE = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
 
@@ -23,7 +29,8 @@ class KinematicController(FrankaController):
         self.executed: list[np.ndarray] = []  # every action that reached the robot
         self.gripper_commands: list[float] = []
         self.stops = 0
-        self.moving = False
+        self.homes = 0  # calls of the backend's own home motion
+        self.commanded = False  # a motion command came since the last stop
         self.fail_next_step = False
 
     def observe(self, images: bool = True) -> dict:
@@ -39,7 +46,7 @@ class KinematicController(FrankaController):
             raise RuntimeError("simulated reflex error")
         self.executed.append(action)
         self.state = integrate_actions(self.state, action[None])[-1]
-        self.moving = True
+        self.commanded = True
         return StepResult(applied=action, state=self.state.copy())
 
     def set_gripper(self, position: float) -> float:
@@ -47,13 +54,109 @@ class KinematicController(FrankaController):
         self.state[6] = position
         return position
 
+    def home_state(self) -> np.ndarray:
+        return HOME_STATE.copy()
+
     def home(self) -> dict:
+        self.homes += 1
         self.state = HOME_STATE.copy()
         return self.observe(images=False)
 
     def stop(self) -> None:
         self.stops += 1
-        self.moving = False
+        self.commanded = False
+
+
+class CoastingController(KinematicController):
+    """A fake arm whose motion keeps going: each step moves it exactly, then it coasts on at the step's velocity
+    (action / step_period_s) until `stop()`, `home()` or the next step.
+
+    Like a real arm with an asynchronous motion in flight (franky's step returns after its control period,
+    possibly before the arm arrives), it never comes to rest by itself, so only a stop holds it. The coasting
+    is integrated from `clock` whenever the arm is looked at or commanded.
+    """
+
+    backend = "fake-coasting"
+
+    def __init__(self, state=HOME_STATE, step_period_s: float = 0.1, clock=time.monotonic):
+        super().__init__(state)
+        self.step_period_s = step_period_s
+        self.clock = clock
+        self.velocity = np.zeros(3)  # m/s
+        self._since = clock()
+
+    def _coast(self) -> None:
+        now = self.clock()
+        self.state[:3] += self.velocity * (now - self._since)
+        self._since = now
+
+    def observe(self, images: bool = True) -> dict:
+        self._coast()
+        return super().observe(images)
+
+    def step(self, action) -> StepResult:
+        self._coast()
+        result = super().step(action)
+        self.velocity = np.asarray(action, dtype=np.float64)[:3] / self.step_period_s
+        return result
+
+    def home(self) -> dict:
+        self._coast()
+        self.velocity = np.zeros(3)  # a blocking joint motion ends at rest
+        return super().home()
+
+    def stop(self) -> None:
+        self._coast()
+        self.velocity = np.zeros(3)
+        super().stop()
+
+    def is_moving(self) -> bool:
+        return bool(np.any(self.velocity))
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_server(token=None, robot=None, **limits):
+    """A FrankaServer on a fake arm (default: KinematicController) with a hand-driven clock."""
+    robot = KinematicController() if robot is None else robot
+    clock = FakeClock()
+    return FrankaServer(robot, SafetyLimits(**limits), token=token, clock=clock), robot, clock
+
+
+def call(server, cmd=None, raw=None, **fields):
+    """Send one request (or raw bytes) to `server.handle` and decode the reply."""
+    frames = [raw] if raw is not None else [protocol.encode_request(cmd, 7, **fields)]
+    return protocol.decode_reply(server.handle(frames))
+
+
+@contextlib.contextmanager
+def serving(server: FrankaServer):
+    """Run `server.serve` (the real socket loop, watchdog included) in a thread on a free loopback port.
+
+    Yields the endpoint; the loop is stopped (and the arm with it) on exit.
+    """
+    ready, stop = threading.Event(), threading.Event()
+    endpoints = []
+
+    def on_ready(endpoint):
+        endpoints.append(endpoint)
+        ready.set()
+
+    thread = threading.Thread(target=server.serve, args=("tcp://127.0.0.1:0", stop), kwargs={"on_ready": on_ready},
+                              daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10), "server did not start"
+        yield endpoints[0]
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 # Hostile requests for fuzzing: random bytes, any msgpack value, and maps that look like real commands.
