@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from envs.controllers import RecordingController
-from envs.franka_client import CommandRefused, FrankaClient
 from planning.common import ActionSpace
 from planning.mpc import MPC, run_controller
 from planning.registry import PLANNERS, build_planner
+from robot.client import CommandRefused, FrankaClient
+from robot.recording import RecordingController
 
 log = logging.getLogger("deploy")
 
