@@ -75,12 +75,16 @@ def _read(path_or_state_dict, key: str | None) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def load_pretrained(model: nn.Module, path_or_state_dict, key: str | None = None) -> nn.Module:
+def load_pretrained(
+    model: nn.Module, path_or_state_dict, key: str | None = None, *, assign: bool = False
+) -> nn.Module:
     """Load an official-layout checkpoint into ``model`` strictly.
 
     path_or_state_dict: a file written by ``torch.save`` (read with ``weights_only=True``), a full
     checkpoint dict, or a state dict. key: the entry to use (``encoder``, ``target_encoder``,
     ``predictor``); ``None`` means the object itself is the state dict.
+    assign: adopt the checkpoint's tensors instead of copying into the model's (floating ones cast to
+    the model's dtype), so a model built on the ``meta`` device costs no memory before loading.
     Raises ``RuntimeError`` listing missing keys, unexpected keys and shape mismatches.
     Returns ``model``.
     """
@@ -114,7 +118,9 @@ def load_pretrained(model: nn.Module, path_or_state_dict, key: str | None = None
                 )
                 parts.append(f"{len(items)} {title}: {shown}")
         raise RuntimeError("\n  ".join(parts))
-    model.load_state_dict(state, strict=True)
+    if assign:
+        state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)
     return model
 
 
@@ -145,3 +151,16 @@ def atomic_save(obj, path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def load_encoder(source, *, arch=None, arch_config=None, key=None, device="cpu"):
+    """Eval-mode encoder (normalised video ``[B, C, T, H, W]`` in) from any supported checkpoint or folder.
+
+    Official V-JEPA 2 / 2.1 / 2-AC files, this project's checkpoints, bare state dicts and Hugging Face
+    V-JEPA 2 folders; the format found is logged. See ``vjepa_ac.formats`` for the formats, the
+    ``arch`` / ``arch_config`` rules and ``load_encoder_with_info`` (which also returns what was found).
+    """
+    # Imported here: formats builds models and reads the hub's presets, which themselves use this module.
+    from vjepa_ac.formats import load_encoder as load
+
+    return load(source, arch=arch, arch_config=arch_config, key=key, device=device)

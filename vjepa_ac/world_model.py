@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from droid_data.video import center_crop_resize
-from vjepa_ac.ac_train import encode_images, load_ac_checkpoint, rollout
+from vjepa_ac.ac_train import encode_images, rollout
+from vjepa_ac.formats import load_ac_model
 
 
 class VJEPAWorldModel:
@@ -51,12 +52,16 @@ class VJEPAWorldModel:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
-                        crop_aspect: float | None = None, amp_dtype: torch.dtype | None = None) -> VJEPAWorldModel:
-        """Load an AC-training checkpoint (keys ``encoder``, ``predictor``, ``config``; see docs/ac_training.md).
+                        crop_aspect: float | None = None, amp_dtype: torch.dtype | None = None, *,
+                        arch: str | None = None, arch_config: str | os.PathLike | None = None) -> VJEPAWorldModel:
+        """Load an AC checkpoint: this project's (keys ``encoder``, ``predictor``, ``config``; docs/ac_training.md)
+        or an official V-JEPA 2-AC file, whose architecture is the released one or comes from ``arch`` /
+        ``arch_config`` (``vjepa_ac.formats.load_ac_model``, docs/checkpoints.md).
 
         Frames are cropped to the aspect the predictor was trained on unless `crop_aspect` overrides it.
         """
-        encoder, predictor, config = load_ac_checkpoint(path, map_location=device)
+        encoder, predictor, info = load_ac_model(path, arch=arch, arch_config=arch_config, device=device)
+        config = info.runtime
         for key in ("normalize_reps", "img_size", "tubelet_size"):
             if key not in config:
                 raise KeyError(f"{path}: checkpoint config lacks {key!r}; has {sorted(config)}")
