@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
-from vjepa_ac import ac_train
-from vjepa_ac.world_model import VJEPAWorldModel
+from vjepa_ac import ac_train, runtime
+from vjepa_ac.runtime import VJEPAWorldModel
 
 
 def _official():
@@ -53,9 +53,9 @@ def build_world_model(args) -> tuple[VJEPAWorldModel, dict]:
         return wm, torch.load(args.checkpoint, map_location="cpu", weights_only=True)["config"]["predictor"]
     torch.manual_seed(args.seed)
     cfg = ac_train.load_ac_config(args.preset)
-    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
+    encoder = runtime.build_encoder(ac_train.encoder_spec(cfg))
     spec = ac_train.predictor_spec(cfg, encoder.embed_dim)
-    wm = VJEPAWorldModel(encoder, ac_train.build_predictor(spec), normalize_reps=cfg.normalize_reps,
+    wm = VJEPAWorldModel(encoder, runtime.build_predictor(spec), normalize_reps=cfg.normalize_reps,
                          img_size=cfg.img_size, tubelet_size=cfg.tubelet_size)
     return wm, spec
 

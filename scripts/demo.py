@@ -50,12 +50,14 @@ from planning.evaluate import evaluate
 from planning.landscape import encode_all, goal_distance_correlation, pixel_latents, straight_path
 from planning.mpc import MPC
 from planning.policy_eval import UniformRandomPolicy, evaluate_policy
-from vjepa_ac.ac_train import build_encoder, encode_images, load_ac_config
+from vjepa_ac.ac_train import load_ac_config
 from vjepa_ac.ac_train import run as train_ac
+from vjepa_ac.checkpoint import load_checkpoint
 from vjepa_ac.config import load_config, parse_overrides, to_dict
 from vjepa_ac.feature_cache import split_episodes
 from vjepa_ac.pretrain import PRESET_DIR, load_pretrain_config
 from vjepa_ac.pretrain import train as pretrain
+from vjepa_ac.runtime import VJEPAWorldModel, build_encoder
 from vjepa_ac.state_head import (
     StateHead,
     fit_state_head,
@@ -65,7 +67,6 @@ from vjepa_ac.state_head import (
     save_state_head,
     store_frames,
 )
-from vjepa_ac.world_model import VJEPAWorldModel
 
 TASK_IDS = {"reach": "FrankaReach-v0", "push": "FrankaPush-v0", "pick_place": "FrankaPickPlace-v0"}
 
@@ -219,12 +220,12 @@ def stage_landscape(cfg: DemoConfig, out: Path, wm: VJEPAWorldModel, head: State
         positions.append(ep.states[:, :3])
     frames, positions = np.concatenate(frames), np.concatenate(positions)
 
-    ckpt_cfg = torch.load(out / "ac" / "latest.pt", weights_only=True)["config"]
+    ckpt_cfg = load_checkpoint(out / "ac" / "latest.pt", required=("config",))["config"]
     torch.manual_seed(cfg.seed + 1)
     untrained = build_encoder(ckpt_cfg["encoder"]).eval()
 
     def encode_untrained(images):
-        return encode_images(untrained, torch.from_numpy(np.ascontiguousarray(images)), wm.normalize_reps,
+        return encode(untrained, torch.from_numpy(np.ascontiguousarray(images)), wm.normalize_reps,
                              wm.tubelet_size)
 
     l1, planning = LatentDistance("l1"), planning_energy(cfg, head)

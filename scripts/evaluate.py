@@ -112,7 +112,7 @@ def main(argv=None):
     else:
         if not args.checkpoint:
             raise SystemExit("--checkpoint is required with --world-model vjepa (or use --world-model oracle)")
-        from vjepa_ac.world_model import VJEPAWorldModel
+        from vjepa_ac.runtime import VJEPAWorldModel
 
         world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device,
                                                       crop_aspect=args.crop_aspect,

@@ -23,7 +23,7 @@ from vjepa_ac.linear_probe import (
     ridge_probe,
     split_by_episode,
 )
-from vjepa_ac.pretrain import build_encoder, load_encoder_from_checkpoint
+from vjepa_ac.runtime import build_encoder, load_pretrain_encoder
 
 
 def pixel_features(frames, size: int = 16) -> torch.Tensor:
@@ -55,10 +55,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    encoder, cfg = load_encoder_from_checkpoint(args.checkpoint, key=args.key)
+    encoder, spec = load_pretrain_encoder(args.checkpoint, key=args.key)
     torch.manual_seed(args.seed + 1)
-    random_encoder = build_encoder(cfg).eval()
-    data = load_episode_frames(args.data, cfg.data.crop_size, args.camera, args.label, args.frame_stride,
+    random_encoder = build_encoder(spec).eval()
+    crop_size, tubelet_size = spec["kwargs"]["img_size"], spec["kwargs"]["tubelet_size"]
+    data = load_episode_frames(args.data, crop_size, args.camera, args.label, args.frame_stride,
                                args.max_episodes)
     train, test = split_by_episode(data, args.test_fraction, args.seed)
     print(f"{len(train.frames)} train frames / {len(test.frames)} test frames "
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     pool_opts = POOL_CHOICES if args.pool == "both" else (args.pool,)
     rows = []
     for name, enc in (("pretrained", encoder), ("random-init", random_encoder)):
-        results = probe_encoder(enc, train, test, layer_opts, pool_opts, cfg.model.tubelet_size)
+        results = probe_encoder(enc, train, test, layer_opts, pool_opts, tubelet_size)
         for (layers, pool), r in results.items():
             rows.append({"features": name, "layers": layers, "pool": pool, **r.as_row()})
     rows.sort(key=lambda r: (r["layers"], r["pool"]))

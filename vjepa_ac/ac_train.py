@@ -27,17 +27,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from droid_data.clips import clip_stride
-from droid_data.conventions import integrate_actions
-from droid_data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from vjepa_ac import ac_eval
 from vjepa_ac.config import to_dict
 from vjepa_ac.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from vjepa_ac.metrics_log import MetricsLogger
 from vjepa_ac.optim import build_adamw
+from vjepa_ac.runtime import (
+    build_encoder,
+    build_predictor,
+    encode,
+    encoder_spec_from_pretrain_config,
+    normalize_latents,
+    rollout,
+)
 from vjepa_ac.schedules import LR_SCHEDULES, LRScheduler, WDScheduler
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
@@ -160,36 +165,12 @@ def resolve_encoder_spec(cfg: ACTrainingConfig, checkpoint: str | os.PathLike | 
     if checkpoint is None:
         raise ValueError("ACTrainingConfig.encoder_name: 'from_checkpoint' needs an encoder checkpoint "
                          "(--encoder-checkpoint), got none")
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "config" not in ckpt:
-        raise KeyError(f"{checkpoint}: encoder_name 'from_checkpoint' needs a checkpoint written by "
-                       "scripts/pretrain.py (with a 'config' entry); for official checkpoints set encoder_name "
-                       "(e.g. vit_giant_xformers)")
-    return {"name": "pretrain_config", "kwargs": ckpt["config"]}
+    from vjepa_ac.checkpoint import load_checkpoint
 
-
-def build_encoder(spec: dict[str, Any]) -> nn.Module:
-    """Encoder from a spec: ``{"name": factory or class of vjepa_ac.models, "kwargs": {...}}``, or
-    ``{"name": "pretrain_config", "kwargs": <JEPATrainingConfig dict>}`` (rebuilt by vjepa_ac.pretrain)."""
-    if spec["name"] == "pretrain_config":
-        from vjepa_ac.config import from_dict
-        from vjepa_ac.pretrain import JEPATrainingConfig
-        from vjepa_ac.pretrain import build_encoder as build_pretrain_encoder
-
-        return build_pretrain_encoder(from_dict(JEPATrainingConfig, spec["kwargs"], source="encoder spec"))
-    from vjepa_ac import models
-
-    factory = getattr(models, spec["name"], None)
-    if factory is None:
-        raise ValueError(f"encoder name {spec['name']!r}: not a factory in vjepa_ac.models "
-                         f"(expected e.g. vit_tiny, vit_large, vit_giant_xformers, VisionTransformer)")
-    return factory(**spec["kwargs"])
-
-
-def build_predictor(spec: dict[str, Any]) -> nn.Module:
-    from vjepa_ac.models import vit_ac_predictor
-
-    return vit_ac_predictor(**spec)
+    ckpt = load_checkpoint(checkpoint, expected="a checkpoint written by scripts/pretrain.py (encoder_name "
+                           "'from_checkpoint' reads the architecture from its 'config'; for official checkpoints "
+                           "set encoder_name, e.g. vit_giant_xformers)", required=("config",))
+    return encoder_spec_from_pretrain_config(ckpt["config"])
 
 
 def load_frozen_encoder(cfg: ACTrainingConfig, checkpoint: str | os.PathLike | None) -> nn.Module:
@@ -205,44 +186,13 @@ def load_frozen_encoder(cfg: ACTrainingConfig, checkpoint: str | os.PathLike | N
         load_pretrained(encoder, checkpoint, cfg.encoder_checkpoint_key)
     encoder.requires_grad_(False).eval()
     probe = torch.zeros(1, cfg.img_size, cfg.img_size, 3, dtype=torch.uint8)
-    tokens = encode_images(encoder, probe, normalize_reps=False, tubelet_size=cfg.tubelet_size).shape[1]
+    tokens = encode(encoder, probe, normalize_reps=False, tubelet_size=cfg.tubelet_size).shape[1]
     grid = cfg.img_size // cfg.patch_size
     if tokens != grid * grid:
         raise ValueError(f"encoder of {checkpoint}: {tokens} tokens per {cfg.img_size}px frame, but the config's "
                          f"img_size={cfg.img_size} / patch_size={cfg.patch_size} give {grid * grid}; "
                          f"make img_size and patch_size match the encoder")
     return encoder
-
-
-def images_to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., H, W, 3]`` -> float ``[..., 3, H, W]`` normalised with ImageNet mean / std."""
-    if images.dtype != torch.uint8 or images.shape[-1] != 3:
-        raise ValueError(f"images: expected uint8 [..., H, W, 3], got {images.dtype} {tuple(images.shape)}")
-    x = images.movedim(-1, -3).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
-    return (x - mean) / std
-
-
-@torch.no_grad()
-def encode_images(encoder: nn.Module, images: torch.Tensor, normalize_reps: bool, tubelet_size: int = 2,
-                  chunk: int = 64) -> torch.Tensor:
-    """uint8 images ``[B, H, W, 3]`` -> latents ``[B, N, D]``; each image is repeated to a tubelet.
-
-    This is how every frame is encoded in AC training and in planning (official: a frame repeated twice).
-    """
-    device = next(encoder.parameters()).device
-    outs = []
-    for start in range(0, images.shape[0], chunk):
-        x = images_to_input(images[start:start + chunk].to(device))  # [b, 3, H, W]
-        x = x.unsqueeze(2).expand(-1, -1, tubelet_size, -1, -1)  # [b, 3, tubelet, H, W]
-        outs.append(encoder(x).float())
-    h = torch.cat(outs)
-    return F.layer_norm(h, h.shape[-1:]) if normalize_reps else h
-
-
-def normalize_latents(h: torch.Tensor, normalize_reps: bool) -> torch.Tensor:
-    return F.layer_norm(h, h.shape[-1:]) if normalize_reps else h
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -258,26 +208,6 @@ def teacher_forcing(predictor: nn.Module, h: torch.Tensor, actions: torch.Tensor
     b, t, n, d = h.shape
     z = predictor(h.reshape(b, t * n, d), actions, states)
     return normalize_latents(z.reshape(b, t, n, -1), normalize_reps)
-
-
-def rollout(predictor: nn.Module, h0: torch.Tensor, state0: torch.Tensor, actions: torch.Tensor,
-            normalize_reps: bool) -> torch.Tensor:
-    """Autoregressive prediction from one observed frame, exactly as planning does it.
-
-    h0 ``[B, N, D]`` latents of frame 0, state0 ``[B, 7]`` its measured state, actions ``[B, H, 7]``
-    -> predicted latents ``[B, H, N, D]`` of frames 1..H. Step k feeds back the latent predicted at step k-1
-    (never a ground-truth or later frame) and the state integrated from state0 and actions 0..k-1.
-    Uses the predictor's incremental (KV-cached) API; differentiable.
-    """
-    horizon = actions.shape[1]
-    states = integrate_actions(state0.to(actions.dtype), actions)  # [B, H+1, 7]; row 0 = state0
-    cache = predictor.new_cache()
-    z, preds = h0, []
-    for k in range(horizon):
-        z = predictor.forward_next(z, actions[:, k], states[:, k], cache)
-        z = normalize_latents(z, normalize_reps)
-        preds.append(z)
-    return torch.stack(preds, dim=1)
 
 
 def latent_loss(pred: torch.Tensor, target: torch.Tensor, loss_exp: float) -> torch.Tensor:
@@ -359,20 +289,6 @@ def checkpoint_config(cfg: ACTrainingConfig, encoder: nn.Module, data_info: dict
         "encoder_checkpoint_key": cfg.encoder_checkpoint_key,
         "training": to_dict(cfg),
     }
-
-
-def load_ac_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Module, nn.Module, dict]:
-    """Rebuild ``(encoder, predictor, config)`` from an AC checkpoint written by ``train`` (eval mode)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    missing = [k for k in ("encoder", "predictor", "config") if k not in ckpt]
-    if missing:
-        raise KeyError(f"{path}: not an AC checkpoint, missing keys {missing}; has {sorted(ckpt)}")
-    config = ckpt["config"]
-    encoder = build_encoder(config["encoder"])
-    encoder.load_state_dict(ckpt["encoder"])
-    predictor = build_predictor(config["predictor"])
-    predictor.load_state_dict(ckpt["predictor"])
-    return encoder.eval().requires_grad_(False), predictor.eval(), config
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -519,7 +435,7 @@ def clip_latents(batch: dict, encoder: nn.Module, cfg: ACTrainingConfig, device)
     else:
         frames = batch["frames"]  # uint8 [B, T, H, W, 3]
         b, t = frames.shape[:2]
-        h = encode_images(encoder, frames.flatten(0, 1), cfg.normalize_reps, cfg.tubelet_size)
+        h = encode(encoder, frames.flatten(0, 1), cfg.normalize_reps, cfg.tubelet_size)
         h = h.view(b, t, *h.shape[1:])
     return h, actions, states
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +51,7 @@ def _read(path_or_state_dict, key: str | None) -> dict[str, torch.Tensor]:
         path = Path(path_or_state_dict)
         if not path.is_file():
             raise FileNotFoundError(f"load_pretrained: checkpoint file {src} does not exist")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_checkpoint(path)
     elif isinstance(path_or_state_dict, Mapping):
         obj = path_or_state_dict
     else:
@@ -145,3 +146,47 @@ def atomic_save(obj, path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+class CheckpointError(ValueError, KeyError):
+    """A file that is not the checkpoint it should be. The message is one line naming the file.
+
+    A ``KeyError`` too, so callers that looked for missing keys keep working.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str = "a checkpoint",
+                    required: tuple[str, ...] = ()) -> dict:
+    """Read a checkpoint dict written with ``torch.save``, safely; the one loader every module uses.
+
+    Loads with ``weights_only=True``: tensors, numbers, strings and plain containers only, so a file cannot
+    run code. Whatever goes wrong is one ``CheckpointError`` line naming the file and what was ``expected``:
+    a missing, empty, truncated or non-torch file, a pickle that safe loading refuses (Python objects), a
+    file that is not a dict, or a dict without the ``required`` keys. (``FileNotFoundError`` for a missing
+    file.)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file (expected {expected})")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not {expected}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            raise CheckpointError(f"{path}: not a plain checkpoint (it holds Python objects, which safe loading "
+                                  f"does not run); expected {expected} of tensors and plain values") from None
+        raise CheckpointError(f"{path}: not a torch.save file (unreadable pickle); expected {expected}") from None
+    except (RuntimeError, EOFError, KeyError, ValueError, UnicodeDecodeError) as e:
+        reason = str(e).split(". ")[0].splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable torch.save file (truncated or another format: "
+                              f"{reason}); expected {expected}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, expected {expected} (a dict)")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path}: not {expected}: missing keys {missing}; it has {sorted(map(str, obj))}")
+    return obj

@@ -38,6 +38,7 @@ from droid_data.cache import is_cache
 from droid_data.clips import clip_stride
 from droid_data.sources import list_episodes, load_episode
 from droid_data.video import center_crop_resize
+from vjepa_ac.runtime import encode
 
 FORMAT = "vjepa_ac.feature_cache.v1"
 IN_MEMORY_BYTES = 2 * 2**30  # stores smaller than this are read into RAM once
@@ -81,8 +82,6 @@ def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Modu
     import zarr
     from tqdm.auto import tqdm
 
-    from vjepa_ac.ac_train import encode_images
-
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; refusing to overwrite a feature store")
@@ -96,7 +95,7 @@ def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Modu
 
     device = next(encoder.parameters()).device
     probe = torch.zeros(1, cfg.img_size, cfg.img_size, 3, dtype=torch.uint8, device=device)
-    tokens, dim = encode_images(encoder, probe, normalize_reps=False, tubelet_size=cfg.tubelet_size).shape[1:]
+    tokens, dim = encode(encoder, probe, normalize_reps=False, tubelet_size=cfg.tubelet_size).shape[1:]
 
     root = zarr.open_group(str(partial), mode="w")
     dtype = _ZARR_DTYPES[cfg.cache_dtype]
@@ -114,7 +113,7 @@ def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Modu
     for e, start in enumerate(starts):
         for lo in range(0, int(lengths[e]), rows_per_chunk):
             idx = np.arange(lo, min(lo + rows_per_chunk, int(lengths[e])))
-            h = encode_images(encoder, torch.from_numpy(source.frames(e, idx)), normalize_reps=False,
+            h = encode(encoder, torch.from_numpy(source.frames(e, idx)), normalize_reps=False,
                               tubelet_size=cfg.tubelet_size)
             features[start + lo:start + lo + len(idx)] = h.cpu().numpy().astype(dtype)
             bar.update(len(idx))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_pretrained
+from .checkpoint import load_checkpoint, load_pretrained
 from .models import vit_ac_predictor, vit_giant_xformers, vit_huge, vit_large, vit_predictor
 
 VJEPA2_BASE_URL = "https://dl.fbaipublicfiles.com/vjepa2"
@@ -37,7 +37,7 @@ def read_checkpoint(path_or_url: str | Path) -> dict:
         raise FileNotFoundError(
             f"checkpoint '{source}' does not exist (pass a local .pt file or an http(s) URL)"
         )
-    return torch.load(source, map_location="cpu", weights_only=True)
+    return load_checkpoint(source)
 
 
 def load_models(checkpoint, models_and_keys) -> None:

@@ -29,16 +29,14 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from vjepa_ac import distributed
-from vjepa_ac.checkpoint import atomic_save, load_pretrained
-from vjepa_ac.config import from_dict, load_config, save_yaml, to_dict
+from vjepa_ac import distributed, runtime
+from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained
+from vjepa_ac.config import load_config, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
@@ -198,21 +196,8 @@ def load_pretrain_config(name_or_path: str | os.PathLike, overrides=()) -> JEPAT
 # --------------------------------------------------------------------------------------------------
 
 def build_encoder(cfg: JEPATrainingConfig) -> nn.Module:
-    from vjepa_ac.models import vision_transformer as vt
-
-    m = cfg.model
-    common = {"img_size": cfg.data.crop_size, "patch_size": m.patch_size, "num_frames": cfg.data.frames_per_clip,
-              "tubelet_size": m.tubelet_size, "use_rope": m.use_rope,
-              "use_activation_checkpointing": m.use_activation_checkpointing}
-    if m.name == "custom":
-        return vt.VisionTransformer(embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads,
-                                    mlp_ratio=m.mlp_ratio, qkv_bias=True,
-                                    norm_layer=partial(nn.LayerNorm, eps=1e-6), **common)
-    factory = getattr(vt, m.name, None)
-    if factory is None or not m.name.startswith("vit_"):
-        raise ValueError(f"model.name: expected 'custom' or a factory of vjepa_ac.models.vision_transformer "
-                         f"(vit_large, vit_huge, vit_giant_xformers, …), got {m.name!r}")
-    return factory(**common)
+    """The encoder of a pretraining config (``vjepa_ac.runtime`` builds it from the config's plain dict)."""
+    return runtime.build_encoder(runtime.encoder_spec_from_pretrain_config(to_dict(cfg)))
 
 
 def build_predictor(cfg: JEPATrainingConfig, embed_dim: int) -> nn.Module:
@@ -350,9 +335,7 @@ class JEPATrainer:
     def target_features(self, clips: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
             h = self.ema.get_target_encoder()(clips)
-            if self.config.normalize_reps:
-                h = F.layer_norm(h, (h.size(-1),))
-        return h
+        return runtime.normalize_latents(h, self.config.normalize_reps)
 
     def train_step(self, batch, masks_enc, masks_pred) -> dict[str, float]:
         cfg = self.config
@@ -466,7 +449,7 @@ class JEPATrainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> int:
         """Restore everything for an exact resume; returns the stored epoch (completed epochs)."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
         self.load_weights(ckpt, str(path))
         self._load_optimizer(ckpt["opt"], str(path))
         if ckpt.get("scaler") is not None:
@@ -480,7 +463,7 @@ class JEPATrainer:
     def start_from(self, path: str | os.PathLike) -> None:
         """Initialise a new run (cooldown / fine-tuning) from a checkpoint: weights, and optimizer
         state when the checkpoint has a compatible one; the step counter starts at 0."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
         self.load_weights(ckpt, str(path))
         if ckpt.get("opt") is not None:
             self._load_optimizer(ckpt["opt"], str(path))
@@ -562,17 +545,3 @@ def train(config: JEPATrainingConfig) -> JEPATrainer:
     bar.close()
     logger.close()
     return trainer
-
-
-def load_encoder_from_checkpoint(path: str | os.PathLike, key: str = "target_encoder",
-                                 map_location="cpu") -> tuple[nn.Module, JEPATrainingConfig]:
-    """Rebuild the encoder of a checkpoint written by ``train`` (its ``config`` entry) and load ``key``."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if "config" not in ckpt:
-        raise KeyError(f"{path}: no 'config' entry; only checkpoints written by vjepa_ac.pretrain carry the "
-                       "architecture (use vjepa_ac.checkpoint.load_pretrained for official files)")
-    cfg = from_dict(JEPATrainingConfig, ckpt["config"], source=f"{path}:config")
-    encoder = build_encoder(cfg)
-    load_pretrained(encoder, ckpt, key)
-    return encoder.eval(), cfg
-

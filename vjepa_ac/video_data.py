@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vjepa_ac.runtime import imagenet_normalize
+
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DATA_SOURCES = ("droid", "droid_cache", "videos", "images", "synthetic")
@@ -93,8 +93,6 @@ class VideoTransform:
     def __init__(self, crop_size: int, scale=(0.3, 1.0), ratio=(0.75, 1.35), horizontal_flip: bool = False):
         self.crop_size, self.scale, self.ratio = crop_size, tuple(scale), tuple(ratio)
         self.horizontal_flip = horizontal_flip
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
 
     def crop_box(self, height: int, width: int, g: torch.Generator) -> tuple[int, int, int, int]:
         area = height * width
@@ -125,7 +123,7 @@ class VideoTransform:
         if self.horizontal_flip and torch.rand((), generator=g).item() < 0.5:
             x = x.flip(-1)
         x = x.permute(1, 0, 2, 3)  # [3, T, S, S]
-        return (x - self.mean) / self.std
+        return imagenet_normalize(x, channel_dim=0)
 
 
 def _split_item(item) -> tuple[int, torch.Generator]:

@@ -6,7 +6,8 @@ from droid_data import pose_diffs, read_episode
 from droid_data.synthetic import write_synthetic_episode
 from droid_data.video import center_crop_resize
 from vjepa_ac import feature_cache as fc
-from vjepa_ac.ac_train import ACTrainingConfig, build_encoder, encode_images, encoder_spec
+from vjepa_ac.ac_train import ACTrainingConfig, encoder_spec
+from vjepa_ac.runtime import build_encoder, encode
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_store_holds_every_frame_encoded_as_training_encodes_it(setup):
     ds = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0)
     ep = read_episode(tmp_path / "data" / "ep1")
     frames = center_crop_resize(ep.load_frames("ext1"), cfg.img_size, cfg.crop_aspect)
-    want = encode_images(encoder, torch.from_numpy(frames), normalize_reps=False)
+    want = encode(encoder, torch.from_numpy(frames), normalize_reps=False)
     start = int(ds.starts[1])
     torch.testing.assert_close(torch.from_numpy(ds._features[start:start + ep.num_frames]), want)
     np.testing.assert_allclose(ds._states[start:start + ep.num_frames], ep.states)
@@ -61,7 +62,7 @@ def test_on_the_fly_clips_encode_like_the_store(setup):
     row = int(np.argmin(np.abs(feats._states[:, 0] - item["states"][0, 0].item())))  # locate the clip's frame 0
     rows = row + 4 * np.arange(3)
     torch.testing.assert_close(item["states"], torch.from_numpy(feats._states[rows]).float())
-    torch.testing.assert_close(encode_images(encoder, item["frames"], normalize_reps=False),
+    torch.testing.assert_close(encode(encoder, item["frames"], normalize_reps=False),
                                torch.from_numpy(feats._features[rows]))
 
 

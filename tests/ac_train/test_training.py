@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from droid_data.conventions import pose_diffs
-from vjepa_ac.ac_train import ACTrainingConfig, build_encoder, encoder_spec, load_ac_checkpoint, train
+from vjepa_ac.ac_train import ACTrainingConfig, encoder_spec, train
 from vjepa_ac.metrics_log import read_metrics
+from vjepa_ac.runtime import build_encoder, load_ac_checkpoint
 
 TOKENS, DIM, FRAMES = 4, 16, 4
 
@@ -70,14 +71,13 @@ def test_loss_falls_and_checkpoint_rebuilds_the_models(tmp_path):
     for k, v in predictor.state_dict().items():
         torch.testing.assert_close(v, state["predictor"][k])
     # The planner's world model loads the checkpoint on its own and predicts what training's rollout predicts.
-    from vjepa_ac.ac_train import encode_images, rollout
-    from vjepa_ac.world_model import VJEPAWorldModel
+    from vjepa_ac.runtime import VJEPAWorldModel, encode, rollout
 
     wm = VJEPAWorldModel.from_checkpoint(tmp_path / "latest.pt")
     images = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
     encoder, _, _ = load_ac_checkpoint(tmp_path / "latest.pt")
     latents = wm.encode(images)
-    torch.testing.assert_close(latents, encode_images(encoder, images, normalize_reps=True))
+    torch.testing.assert_close(latents, encode(encoder, images, normalize_reps=True))
     clip = LatentClips(2, 3)[0]
     actions, state = clip["actions"][None], clip["states"][:1]
     want = rollout(predictor, latents[:1], state, actions, normalize_reps=True)

@@ -1,12 +1,11 @@
 """load_pretrained / clean_state_dict / atomic_save."""
 
-import pickle
 import threading
 
 import pytest
 import torch
 
-from vjepa_ac.checkpoint import atomic_save, clean_state_dict, load_pretrained
+from vjepa_ac.checkpoint import CheckpointError, atomic_save, clean_state_dict, load_pretrained
 from vjepa_ac.models import VisionTransformer, vit_ac_predictor
 
 
@@ -79,7 +78,7 @@ def test_files_are_read_weights_only(tmp_path):
     model = _encoder()
     path = tmp_path / "unsafe.pt"
     torch.save({"encoder": model.state_dict(), "extra": _NotATensor()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match="unsafe.pt: not a plain checkpoint"):
         load_pretrained(model, path, "encoder")
 
 

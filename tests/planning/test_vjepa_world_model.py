@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from planning.cem import CEMConfig, CEMPlanner
 from planning.world_model import WorldModel
-from vjepa_ac import ac_train
-from vjepa_ac.world_model import VJEPAWorldModel
+from vjepa_ac import ac_train, runtime
+from vjepa_ac.runtime import VJEPAWorldModel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +20,8 @@ def checkpoint(tmp_path_factory):
     """A random-weight checkpoint in the AC-training layout (keys encoder, predictor, config)."""
     torch.manual_seed(0)
     cfg = ac_train.load_ac_config("ac-smoke")
-    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
-    predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
+    encoder = runtime.build_encoder(ac_train.encoder_spec(cfg))
+    predictor = runtime.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
     path = tmp_path_factory.mktemp("ckpt") / "ac.pt"
     torch.save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
                 "config": ac_train.checkpoint_config(cfg, encoder, {}, None)}, path)
@@ -42,7 +42,7 @@ def test_encode_matches_training_encoding(wm):
     images = _images(2)
     latents = wm.encode(images)
     assert latents.shape == (2, 16, wm.encoder.embed_dim)
-    expected = ac_train.encode_images(wm.encoder, torch.from_numpy(images), True)
+    expected = runtime.encode(wm.encoder, torch.from_numpy(images), True)
     torch.testing.assert_close(latents, expected)
     # layer-normed tokens (normalize_reps): zero mean, unit variance per token
     assert latents.mean(-1).abs().max() < 1e-4

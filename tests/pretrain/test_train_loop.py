@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from vjepa_ac.metrics_log import read_metrics
-from vjepa_ac.pretrain import load_encoder_from_checkpoint, load_pretrain_config, train
+from vjepa_ac.pretrain import load_pretrain_config, train
+from vjepa_ac.runtime import load_pretrain_encoder
 
 ROOT = Path(__file__).parents[2]
 
@@ -54,8 +55,8 @@ def test_cooldown_starts_from_checkpoint_and_anneals_to_final_lr(tiny, tmp_path)
     lrs = read_metrics(tmp_path / "cool" / "metrics.csv")["lr"]
     assert lrs[-1] == pytest.approx(1e-6) and lrs[0] > lrs[1] > lrs[2] > lrs[3]
     assert trainer.global_step == 4
-    enc, cfg = load_encoder_from_checkpoint(tmp_path / "cool" / "latest.pt")
-    assert cfg.data.frames_per_clip == 6
+    enc, spec = load_pretrain_encoder(tmp_path / "cool" / "latest.pt")
+    assert spec["kwargs"]["num_frames"] == 6
     assert enc(torch.zeros(1, 3, 2, 32, 32)).shape == (1, 16, 48)
 
 
