@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
 from vjepa_ac import ac_train, runtime
+from vjepa_ac.checkpoint import load_checkpoint
 from vjepa_ac.runtime import VJEPAWorldModel
 
 
@@ -50,7 +51,7 @@ def build_world_model(args) -> tuple[VJEPAWorldModel, dict]:
     """The world model and its predictor's ``vit_ac_predictor`` keyword arguments (official names)."""
     if args.checkpoint:
         wm = VJEPAWorldModel.from_checkpoint(args.checkpoint)
-        return wm, torch.load(args.checkpoint, map_location="cpu", weights_only=True)["config"]["predictor"]
+        return wm, load_checkpoint(args.checkpoint, required=("config",))["config"]["predictor"]
     torch.manual_seed(args.seed)
     cfg = ac_train.load_ac_config(args.preset)
     encoder = runtime.build_encoder(ac_train.encoder_spec(cfg))

@@ -34,7 +34,7 @@ from vjepa_ac import ac_eval
 from vjepa_ac.config import to_dict
 from vjepa_ac.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from vjepa_ac.metrics_log import MetricsLogger
-from vjepa_ac.optim import build_adamw
+from vjepa_ac.optim import DivergenceGuard, build_adamw
 from vjepa_ac.runtime import (
     build_encoder,
     build_predictor,
@@ -121,6 +121,11 @@ class ACTrainingConfig:
         need(self.crop_aspect > 0, "crop_aspect", "> 0")
         need(self.batch_size >= 1, "batch_size", ">= 1")
         need(0.0 <= self.val_fraction < 1.0, "val_fraction", "in [0, 1)")
+        need(math.isfinite(self.lr) and self.lr > 0, "lr", "a finite learning rate > 0")
+        for name in ("start_lr", "final_lr", "weight_decay", "final_weight_decay", "eps"):
+            need(math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, name, "finite and >= 0")
+        need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "clip_grad",
+             "None or finite and > 0")
         need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
         need(0 <= self.warmup_steps <= self.total_steps, "warmup_steps", f"0..total_steps={self.total_steps}")
         need(self.cache_dtype in ("float16", "float32", "bfloat16"), "cache_dtype", "float16, float32 or bfloat16")
@@ -354,10 +359,12 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
     """
     from tqdm.auto import tqdm
 
-    from vjepa_ac.checkpoint import atomic_save
+    from vjepa_ac.checkpoint import atomic_save, load_checkpoint, remove_stale_temps
 
     dist = init_distributed(device)
     out_dir = Path(out_dir)
+    if dist.is_main:
+        remove_stale_temps(out_dir)  # left by a crash during a checkpoint write
     seed_everything(cfg.seed + dist.rank)
     encoder = encoder.to(dist.device).eval().requires_grad_(False)
     predictor = build_predictor(predictor_spec(cfg, int(encoder.embed_dim))).to(dist.device)
@@ -375,19 +382,22 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
     step = 0
     latest = out_dir / "latest.pt"
     if latest.exists():
-        state = torch.load(latest, map_location=dist.device, weights_only=True)
+        state = load_checkpoint(latest, map_location=dist.device, expected="an AC-training checkpoint",
+                                required=("predictor", "step"))
         predictor.load_state_dict(state["predictor"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["opt"] if "opt" in state else state["optimizer"])  # "optimizer": older runs
         step = int(state["step"])
         if dist.is_main:
             print(f"resumed from {latest} at step {step}")
 
+    guard = DivergenceGuard(predictor.parameters())
     logger = MetricsLogger(out_dir)
     stop = cfg.total_steps if max_steps is None else min(cfg.total_steps, step + max_steps)
     if step >= stop and dist.is_main:
         print(f"{latest} is already at step {step} of total_steps={cfg.total_steps}: nothing to train "
               f"(raise total_steps or use another --out)")
     stream = batch_stream(train_set, cfg, dist, step)
+    batches_per_epoch = len(train_set) // dist.world_size // cfg.batch_size
     bar = tqdm(total=stop, initial=step, disable=not (progress and dist.is_main), desc="train_ac", unit="step")
     last: dict[str, Any] = {}
     last_eval = None
@@ -405,6 +415,7 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(predictor.parameters(), cfg.clip_grad or math.inf)
         optimizer.step()
+        guard.check(step)  # stops a diverged run here, before any checkpoint is written
 
         evaluating = step % cfg.eval_every == 0 or step == stop
         if evaluating:
@@ -417,9 +428,11 @@ def train(cfg: ACTrainingConfig, train_set, val_set, out_dir: str | os.PathLike,
                             roll=f"{last['rollout_loss']:.4f}")
         bar.update(1)
         if step % cfg.checkpoint_every == 0 or step == stop:
+            guard.check_optimizer(optimizer, step)
             if dist.is_main:
                 atomic_save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
-                             "config": ckpt_config, "step": step, "optimizer": optimizer.state_dict()}, latest)
+                             "opt": optimizer.state_dict(), "scaler": None, "epoch": step // batches_per_epoch,
+                             "step": step, "config": ckpt_config}, latest)
             barrier()
     bar.close()
     logger.close()

@@ -122,11 +122,13 @@ def load_pretrained(model: nn.Module, path_or_state_dict, key: str | None = None
 def atomic_save(obj, path) -> Path:
     """``torch.save`` to a temp file in the same directory, fsync, then ``os.replace`` onto ``path``.
 
-    A crash at any point leaves either the old file or the new one, never a truncated file.
+    A crash at any point leaves either the old file or the new one, never a truncated file (only a temp file
+    ``.<name>.<pid>.<random>.tmp``, which ``remove_stale_temps`` deletes when the run restarts).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The writer's pid is in the name, so a restart can tell its own stale temps (remove_stale_temps).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -190,3 +192,49 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str =
     if missing:
         raise CheckpointError(f"{path}: not {expected}: missing keys {missing}; it has {sorted(map(str, obj))}")
     return obj
+
+
+# A writer touches its temp file continuously; these ages say when it certainly stopped.
+STALE_TEMP_DEAD_PID_S = 300  # the pid in the name is not running on this machine
+STALE_TEMP_ANY_S = 3600  # no pid in the name (older files), or a writer on another machine of a shared disk
+
+
+def remove_stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Delete temp files that a crashed ``atomic_save`` left in ``folder``; returns what was removed.
+
+    Only ``.<name>.<pid>.<random>.tmp`` / ``.<name>.<random>.tmp`` files are considered, and only when their
+    writer cannot still be writing them: the pid in the name is not a running process on this machine and the
+    file has not been modified for 5 minutes, or the file has not been modified for an hour (no pid in the
+    name, or a pid that may belong to another machine sharing the disk). A live writer keeps its file.
+    """
+    import time
+
+    folder = Path(folder)
+    now = time.time() if now is None else now
+    removed = []
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        try:
+            age = now - tmp.stat().st_mtime
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            continue
+        pid = _writer_pid(tmp.name)
+        dead = pid is not None and pid != os.getpid() and not _pid_running(pid)
+        if (dead and age >= STALE_TEMP_DEAD_PID_S) or age >= STALE_TEMP_ANY_S:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _writer_pid(name: str) -> int | None:
+    parts = name[1:-len(".tmp")].split(".")  # <name parts>.<pid>.<random>
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

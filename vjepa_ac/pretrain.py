@@ -35,12 +35,12 @@ import torch
 from torch import nn
 
 from vjepa_ac import distributed, runtime
-from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained
+from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained, remove_stale_temps
 from vjepa_ac.config import load_config, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
-from vjepa_ac.optim import build_adamw
+from vjepa_ac.optim import DivergenceGuard, build_adamw
 from vjepa_ac.schedules import EMA_SCHEDULES, LR_SCHEDULES, LRScheduler, MomentumSchedule, WDScheduler
 from vjepa_ac.video_data import DataConfig
 
@@ -143,20 +143,20 @@ class JEPATrainingConfig:
         need(self.predictor_embed_dim % self.predictor_num_heads == 0, "predictor_embed_dim",
              f"a multiple of predictor_num_heads={self.predictor_num_heads}")
         need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"in [0, epochs={self.epochs}]")
-        need(self.lr > 0, "lr", "> 0")
-        need(self.final_lr >= 0 and self.start_lr >= 0, "final_lr" if self.final_lr < 0 else "start_lr", ">= 0")
+        need(math.isfinite(self.lr) and self.lr > 0, "lr", "a finite learning rate > 0")
+        for name in ("start_lr", "final_lr", "weight_decay", "final_weight_decay", "encoder_lr_scale"):
+            need(math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, name, "finite and >= 0")
         if self.lr_schedule is None:
             self.lr_schedule = "linear" if self.is_anneal else "cosine"
         need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
         need(0.0 <= self.decay_fraction <= 1.0, "decay_fraction", "in [0, 1]")
-        need(self.weight_decay >= 0 and self.final_weight_decay >= 0, "weight_decay", ">= 0 (and final_weight_decay)")
         need(0.0 <= self.ema_start <= 1.0, "ema_start", "in [0, 1]")
         need(0.0 <= self.ema_end <= 1.0, "ema_end", "in [0, 1]")
         need(self.ema_schedule in EMA_SCHEDULES, "ema_schedule", f"one of {EMA_SCHEDULES}")
         need(self.loss in LOSS_KINDS, "loss", f"one of {LOSS_KINDS}")
         need(self.loss_exp > 0, "loss_exp", "> 0")
-        need(self.encoder_lr_scale >= 0, "encoder_lr_scale", ">= 0")
-        need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "None or > 0")
+        need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "clip_grad",
+             "None or finite and > 0")
         need(not (self.use_bfloat16 and self.use_float16), "use_float16", "False when use_bfloat16 is True")
         need(self.auto_steps == 0, "auto_steps",
              "0: autoregressive rollout steps belong to action-conditioned training (scripts/train_ac.py); "
@@ -321,6 +321,7 @@ class JEPATrainer:
         self.lr_scheduler = LRScheduler(self.optimizer, config)
         self.wd_scheduler = WDScheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_float16)
+        self.guard = DivergenceGuard([*self.encoder.parameters(), *self.predictor.parameters()])
         self.global_step = 0
         self.last_metrics: dict[str, float] = {}
         self._loss_sum, self._loss_count = 0.0, 0
@@ -373,6 +374,7 @@ class JEPATrainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        self.guard.check(step)  # a diverged step stops the run here, before any checkpoint is written
         self.global_step = step
 
         loss_value = distributed.all_reduce_mean(loss_jepa.detach()).item()
@@ -411,6 +413,7 @@ class JEPATrainer:
 
     def save_checkpoint(self, path: str | os.PathLike, epoch: int) -> None:
         """Write the checkpoint atomically (rank 0 only); ``epoch`` = number of completed epochs."""
+        DivergenceGuard.check_optimizer(self.optimizer, self.global_step)
         if distributed.is_main_process():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             atomic_save(self.state(epoch), path)
@@ -435,6 +438,7 @@ class JEPATrainer:
                 load_pretrained(module, ckpt, key)
             except (KeyError, RuntimeError) as e:
                 raise type(e)(f"{source}: {e}") from e
+        self.guard.reset()
 
     def _load_optimizer(self, state: dict, source: str) -> None:
         """Load an optimizer state, keeping this run's group settings (``name``, ``lr_scale``,
@@ -493,6 +497,8 @@ def train(config: JEPATrainingConfig) -> JEPATrainer:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     out = Path(config.output_dir)
+    if dist.is_main:
+        remove_stale_temps(out)  # left by a crash during a checkpoint write
     encoder = build_encoder(config)
     predictor = build_predictor(config, encoder.embed_dim)
     trainer = JEPATrainer(encoder, predictor, config, dist.device)

@@ -67,7 +67,7 @@ def test_loss_falls_and_checkpoint_rebuilds_the_models(tmp_path):
     _, predictor, config = load_ac_checkpoint(tmp_path / "latest.pt")
     assert config["normalize_reps"] is True and config["predictor"]["depth"] == 2
     state = torch.load(tmp_path / "latest.pt", weights_only=True)
-    assert state["step"] == 24 and {"encoder", "predictor", "config", "optimizer"} <= set(state)
+    assert state["step"] == 24 and {"encoder", "predictor", "config", "opt"} <= set(state)
     for k, v in predictor.state_dict().items():
         torch.testing.assert_close(v, state["predictor"][k])
     # The planner's world model loads the checkpoint on its own and predicts what training's rollout predicts.

@@ -97,7 +97,7 @@ def test_gate3_save_load_restores_everything_and_resumes_with_identical_loss(tin
     a = _trainer(cfg, seed=0)
     run(a, range(3))
     a.save_checkpoint(tmp_path / "latest.pt", epoch=1)
-    ckpt = torch.load(tmp_path / "latest.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)
     official = {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "loss", "batch_size",
                 "world_size", "lr"}
     assert official <= set(ckpt) and ckpt["epoch"] == 1 and ckpt["scaler"] is not None
@@ -106,7 +106,7 @@ def test_gate3_save_load_restores_everything_and_resumes_with_identical_loss(tin
 
     b = _trainer(cfg, seed=123)  # different initial weights: everything must come from the file
     assert b.load_checkpoint(tmp_path / "latest.pt") == 1 and b.global_step == 3
-    b_state = torch.load(tmp_path / "latest.pt", weights_only=False)
+    b_state = torch.load(tmp_path / "latest.pt", weights_only=True)
     for name in ("encoder", "predictor"):
         for k, v in getattr(b, name).state_dict().items():
             assert torch.equal(v, b_state[name]["module.backbone." + k])

@@ -29,7 +29,7 @@ def test_interrupted_run_resumes_exactly(tiny, tmp_path):
     ma, mb = read_metrics(a / "metrics.csv"), read_metrics(b / "metrics.csv")
     assert ma["step"] == [1, 2, 3, 4, 5, 6] and mb["step"] == [4, 5, 6]
     assert ma["loss"][3:] == mb["loss"] and ma["lr"][3:] == mb["lr"]
-    sa, sb = (torch.load(p / "latest.pt", weights_only=False) for p in (a, b))
+    sa, sb = (torch.load(p / "latest.pt", weights_only=True) for p in (a, b))
     for key in ("encoder", "predictor", "target_encoder"):
         assert all(torch.equal(v, sb[key][k]) for k, v in sa[key].items())
     assert sa["step"] == sb["step"] == 6 and sa["epoch"] == sb["epoch"] == 2
