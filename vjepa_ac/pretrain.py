@@ -40,7 +40,7 @@ from vjepa_ac.config import load_config, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
-from vjepa_ac.optim import DivergenceGuard, build_adamw
+from vjepa_ac.optim import DivergenceGuard, TrainingDiverged, build_adamw
 from vjepa_ac.schedules import EMA_SCHEDULES, LR_SCHEDULES, LRScheduler, MomentumSchedule, WDScheduler
 from vjepa_ac.video_data import DataConfig
 
@@ -48,129 +48,85 @@ PRESET_DIR = Path(__file__).parent / "configs"
 OFFICIAL_PREFIX = "module.backbone."
 
 
-@dataclass
-class EncoderConfig:
-    """The encoder architecture.
+def _need(ok: bool, where: str, expected: str, actual) -> None:
+    if not ok:
+        raise ValueError(f"{where}: expected {expected}, got {actual!r}")
 
-    name: a factory of ``vjepa_ac.models.vision_transformer`` (``vit_large``, ``vit_giant_xformers``, …),
-    or ``custom`` to build ``VisionTransformer`` from ``embed_dim`` / ``depth`` / ``num_heads`` / ``mlp_ratio``.
-    """
 
-    name: str = "vit_large"
-    patch_size: int = 16
-    tubelet_size: int = 2
-    use_rope: bool = True
-    use_activation_checkpointing: bool = False
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    mlp_ratio: float = 4.0
-
-    def __post_init__(self):
-        if self.name == "custom" and None in (self.embed_dim, self.depth, self.num_heads):
-            raise ValueError("model.name 'custom' needs embed_dim, depth and num_heads, got "
-                             f"{(self.embed_dim, self.depth, self.num_heads)}")
+def _rate(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
 
 
 @dataclass
-class JEPATrainingConfig:
-    """Everything a pretraining or cooldown run needs; presets live in ``vjepa_ac/configs/*.yaml``.
+class PretrainModelConfig:
+    """Encoder and predictor architecture."""
 
-    Time is counted in epochs of ``steps_per_epoch`` optimiser steps (the official "ipe"), independent
-    of the dataset size; the data stream simply continues across epochs.
-    """
-
-    # predictor
-    predictor_embed_dim: int = 384
-    predictor_depth: int = 12
-    predictor_num_heads: int = 12
-    num_mask_tokens: int = 10
-    # optimisation
-    lr: float = 1e-3
-    start_lr: float = 2e-4
-    final_lr: float = 1e-6
-    lr_schedule: str | None = None  # None: "linear" when is_anneal else "cosine" (see schedules.LR_SCHEDULES)
-    decay_fraction: float = 0.2  # 'wsd' only: fraction of post-warmup steps spent decaying
-    warmup_epochs: int = 40
-    epochs: int = 300
-    steps_per_epoch: int = 300
-    weight_decay: float = 0.04
-    final_weight_decay: float = 0.4
-    clip_grad: float | None = None
-    batch_size: int = 64
-    use_bfloat16: bool = True
-    use_float16: bool = False
-    ema_start: float = 0.99925
-    ema_end: float = 0.99925
-    ema_schedule: str = "linear"
-    encoder_lr_scale: float = 1.0
-    # loss
-    loss: str = "lp"
-    loss_exp: float = 1.0
-    smooth_l1_beta: float = 1.0
-    normalize_reps: bool = False
-    vicreg_var_weight: float = 0.0
-    vicreg_cov_weight: float = 0.0
-    # cooldown / initialisation
-    is_anneal: bool = False
-    anneal_ckpt: str | None = None
-    auto_steps: int = 0
-    # model, masks, data
-    model: EncoderConfig = field(default_factory=EncoderConfig)
-    masks: list[MaskConfig] = field(default_factory=lambda: [
-        MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])
-    data: DataConfig = field(default_factory=DataConfig)
-    # run
-    output_dir: str = "runs/pretrain"
-    seed: int = 0
-    device: str | None = None
-    threads: int | None = None  # torch CPU threads (None: torch's default); see docs/pretraining.md
-    log_every: int = 10
-    stats_every: int = 10
-    save_every_epochs: int = 50
-    collapse_std: float = 0.01
-    collapse_rank_fraction: float = 0.01
-    resume: bool = True
+    name: str = "vit_large"  # encoder: a factory of vjepa_ac.models (vit_large, vit_giant_xformers, ...) or custom (embed_dim / depth / num_heads / mlp_ratio below)
+    patch_size: int = 16  # encoder patch size
+    tubelet_size: int = 2  # frames per tubelet
+    use_rope: bool = True  # 3-D rotary position embeddings (every released V-JEPA 2 model)
+    use_activation_checkpointing: bool = False  # recompute activations in backward (less memory)
+    embed_dim: int | None = None  # custom encoder width
+    depth: int | None = None  # custom encoder blocks
+    num_heads: int | None = None  # custom encoder heads
+    mlp_ratio: float = 4.0  # custom encoder MLP width / embed_dim
+    predictor_embed_dim: int = 384  # predictor width
+    predictor_depth: int = 12  # predictor blocks
+    predictor_num_heads: int = 12  # predictor heads
+    num_mask_tokens: int = 10  # learned mask tokens (one per mask generator is used)
 
     def __post_init__(self):
-        def need(ok: bool, name: str, expected: str):
-            if not ok:
-                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+        _need(self.name != "custom" or None not in (self.embed_dim, self.depth, self.num_heads), "model.name",
+              "embed_dim, depth and num_heads set for 'custom'", (self.embed_dim, self.depth, self.num_heads))
+        for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"):
+            _need(getattr(self, name) >= 1, f"model.{name}", ">= 1", getattr(self, name))
+        _need(self.predictor_embed_dim % self.predictor_num_heads == 0, "model.predictor_embed_dim",
+              f"a multiple of predictor_num_heads={self.predictor_num_heads}", self.predictor_embed_dim)
 
-        for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens",
-                     "epochs", "steps_per_epoch", "batch_size", "log_every", "stats_every", "save_every_epochs"):
-            need(getattr(self, name) >= 1, name, ">= 1")
-        need(self.predictor_embed_dim % self.predictor_num_heads == 0, "predictor_embed_dim",
-             f"a multiple of predictor_num_heads={self.predictor_num_heads}")
-        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"in [0, epochs={self.epochs}]")
-        need(math.isfinite(self.lr) and self.lr > 0, "lr", "a finite learning rate > 0")
+
+@dataclass
+class PretrainOptimConfig:
+    """AdamW, the lr / wd / EMA schedules and the cooldown start.
+
+    Time is counted in epochs of ``steps_per_epoch`` optimiser steps (the official "ipe"), independent of the
+    dataset size; the data stream simply continues across epochs.
+    """
+
+    lr: float = 1e-3  # peak learning rate
+    start_lr: float = 2e-4  # learning rate at step 0 (warmup start)
+    final_lr: float = 1e-6  # learning rate at the last step
+    lr_schedule: str | None = None  # cosine, wsd, linear or constant; None: linear when is_anneal else cosine
+    decay_fraction: float = 0.2  # wsd only: fraction of post-warmup steps spent decaying
+    warmup_epochs: int = 40  # linear warmup, epochs
+    epochs: int = 300  # epochs of the run
+    steps_per_epoch: int = 300  # optimiser steps per epoch (official ipe)
+    weight_decay: float = 0.04  # AdamW weight decay at step 0
+    final_weight_decay: float = 0.4  # weight decay at the last step (cosine in between)
+    clip_grad: float | None = None  # max gradient norm (None: no clipping)
+    ema_start: float = 0.99925  # target-encoder EMA momentum at step 0
+    ema_end: float = 0.99925  # EMA momentum at the last step
+    ema_schedule: str = "linear"  # linear or cosine
+    encoder_lr_scale: float = 1.0  # encoder lr = lr x this
+    is_anneal: bool = False  # cooldown: linear lr anneal (default schedule) from anneal_ckpt
+    anneal_ckpt: str | None = None  # checkpoint a new run starts from (weights + optimizer state)
+
+    def __post_init__(self):
+        for name in ("epochs", "steps_per_epoch"):
+            _need(getattr(self, name) >= 1, f"optim.{name}", ">= 1", getattr(self, name))
+        _need(0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs", f"in [0, epochs={self.epochs}]",
+              self.warmup_epochs)
+        _need(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "a finite learning rate > 0", self.lr)
         for name in ("start_lr", "final_lr", "weight_decay", "final_weight_decay", "encoder_lr_scale"):
-            need(math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, name, "finite and >= 0")
+            _need(_rate(getattr(self, name)), f"optim.{name}", "finite and >= 0", getattr(self, name))
         if self.lr_schedule is None:
             self.lr_schedule = "linear" if self.is_anneal else "cosine"
-        need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
-        need(0.0 <= self.decay_fraction <= 1.0, "decay_fraction", "in [0, 1]")
-        need(0.0 <= self.ema_start <= 1.0, "ema_start", "in [0, 1]")
-        need(0.0 <= self.ema_end <= 1.0, "ema_end", "in [0, 1]")
-        need(self.ema_schedule in EMA_SCHEDULES, "ema_schedule", f"one of {EMA_SCHEDULES}")
-        need(self.loss in LOSS_KINDS, "loss", f"one of {LOSS_KINDS}")
-        need(self.loss_exp > 0, "loss_exp", "> 0")
-        need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "clip_grad",
-             "None or finite and > 0")
-        need(not (self.use_bfloat16 and self.use_float16), "use_float16", "False when use_bfloat16 is True")
-        need(self.auto_steps == 0, "auto_steps",
-             "0: autoregressive rollout steps belong to action-conditioned training (scripts/train_ac.py); "
-             "mask pretraining has none")
-        need(not self.is_anneal or self.anneal_ckpt is not None or self.resume, "anneal_ckpt",
-             "a checkpoint path when is_anneal is True (or resume from output_dir)")
-        need(self.threads is None or self.threads >= 1, "threads", "None or >= 1")
-        need(len(self.masks) >= 1, "masks", "at least one mask generator")
-        grid = self.data.crop_size % self.model.patch_size == 0
-        need(grid, "data", f"crop_size ({self.data.crop_size}) divisible by model.patch_size "
-                           f"({self.model.patch_size})")
-        need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data",
-             f"frames_per_clip ({self.data.frames_per_clip}) divisible by model.tubelet_size "
-             f"({self.model.tubelet_size})")
+        _need(self.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"one of {LR_SCHEDULES}", self.lr_schedule)
+        _need(0.0 <= self.decay_fraction <= 1.0, "optim.decay_fraction", "in [0, 1]", self.decay_fraction)
+        _need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "optim.clip_grad",
+              "None or finite and > 0", self.clip_grad)
+        for name in ("ema_start", "ema_end"):
+            _need(0.0 <= getattr(self, name) <= 1.0, f"optim.{name}", "in [0, 1]", getattr(self, name))
+        _need(self.ema_schedule in EMA_SCHEDULES, "optim.ema_schedule", f"one of {EMA_SCHEDULES}", self.ema_schedule)
 
     # Names read by schedules.LRScheduler / WDScheduler.
     @property
@@ -181,13 +137,76 @@ class JEPATrainingConfig:
     def warmup_steps(self) -> int:
         return self.warmup_epochs * self.steps_per_epoch
 
+
+@dataclass
+class PretrainLossConfig:
+    """The masked-prediction objective: which tokens are predicted and how the distance is measured."""
+
+    loss: str = "lp"  # lp (|d|^p / p), l2 or smooth_l1 (vjepa_ac.losses)
+    loss_exp: float = 1.0  # exponent p of lp (1: L1, as the official)
+    smooth_l1_beta: float = 1.0  # smooth_l1 only: transition point
+    normalize_reps: bool = False  # layer-norm the target features (the official configs: true)
+    vicreg_var_weight: float = 0.0  # weight of a VICReg variance term on the context features (0: off)
+    vicreg_cov_weight: float = 0.0  # weight of a VICReg covariance term (0: off)
+    masks: list[MaskConfig] = field(default_factory=lambda: [
+        MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])  # 3-D multi-block mask generators (official: 8 x 15% + 2 x 70%)
+
+    def __post_init__(self):
+        _need(self.loss in LOSS_KINDS, "loss.loss", f"one of {LOSS_KINDS}", self.loss)
+        _need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
+        _need(len(self.masks) >= 1, "loss.masks", "at least one mask generator", self.masks)
+
+
+@dataclass
+class PretrainRunConfig:
+    """Where the run writes, devices, logging and checkpoint cadence."""
+
+    out: str = "runs/pretrain"  # run folder: latest.pt, e<N>.pt, metrics.csv, tb/, config.yaml
+    seed: int = 0  # seed of weights, masks and data
+    device: str | None = None  # cpu, cuda or cuda:N (None: cuda:LOCAL_RANK if available, else cpu)
+    threads: int | None = None  # torch CPU threads (None: torch's default; 1 is fastest for tiny models on a busy machine)
+    use_bfloat16: bool = True  # bf16 autocast on CUDA (the CPU runs float32)
+    use_float16: bool = False  # fp16 autocast + GradScaler on CUDA instead
+    log_every: int = 10  # steps between metric rows
+    stats_every: int = 10  # steps between feature statistics (std, effective rank)
+    save_every_epochs: int = 50  # epochs between e<N>.pt copies (latest.pt: every epoch)
+    collapse_std: float = 0.01  # warn when a feature std falls below this
+    collapse_rank_fraction: float = 0.01  # warn when the effective rank falls below this x D
+    resume: bool = True  # continue from out/latest.pt when it exists
+
+    def __post_init__(self):
+        for name in ("log_every", "stats_every", "save_every_epochs"):
+            _need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
+        _need(self.threads is None or self.threads >= 1, "run.threads", "None or >= 1", self.threads)
+        _need(not (self.use_bfloat16 and self.use_float16), "run.use_float16", "False when use_bfloat16 is True",
+              self.use_float16)
+
+
+@dataclass
+class JEPATrainingConfig:
+    """A pretraining or cooldown run; presets live in ``vjepa_ac/configs/*.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
+    optim: PretrainOptimConfig = field(default_factory=PretrainOptimConfig)
+    loss: PretrainLossConfig = field(default_factory=PretrainLossConfig)
+    run: PretrainRunConfig = field(default_factory=PretrainRunConfig)
+
+    def __post_init__(self):
+        _need(not self.optim.is_anneal or self.optim.anneal_ckpt is not None or self.run.resume, "optim.anneal_ckpt",
+              "a checkpoint path when is_anneal is True (or run.resume from run.out)", self.optim.anneal_ckpt)
+        _need(self.data.crop_size % self.model.patch_size == 0, "data.crop_size",
+              f"divisible by model.patch_size ({self.model.patch_size})", self.data.crop_size)
+        _need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data.frames_per_clip",
+              f"divisible by model.tubelet_size ({self.model.tubelet_size})", self.data.frames_per_clip)
+
     @property
     def image_mode(self) -> bool:
         return self.data.source == "images"
 
 
-def load_pretrain_config(name_or_path: str | os.PathLike, overrides=()) -> JEPATrainingConfig:
-    """A preset name (``tiny-pretrain``, ``vitl-pretrain-256px-16f``, …) or YAML path, plus overrides."""
+def load_pretrain_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> JEPATrainingConfig:
+    """A preset name (``tiny-pretrain``, ``vitl-pretrain-256px-16f``, …) or YAML path, plus nested overrides."""
     return load_config(JEPATrainingConfig, name_or_path, PRESET_DIR, overrides)
 
 
@@ -204,10 +223,10 @@ def build_predictor(cfg: JEPATrainingConfig, embed_dim: int) -> nn.Module:
     from vjepa_ac.models.predictor import vit_predictor
 
     return vit_predictor(
-        embed_dim=embed_dim, predictor_embed_dim=cfg.predictor_embed_dim, depth=cfg.predictor_depth,
-        num_heads=cfg.predictor_num_heads, img_size=cfg.data.crop_size, patch_size=cfg.model.patch_size,
+        embed_dim=embed_dim, predictor_embed_dim=cfg.model.predictor_embed_dim, depth=cfg.model.predictor_depth,
+        num_heads=cfg.model.predictor_num_heads, img_size=cfg.data.crop_size, patch_size=cfg.model.patch_size,
         num_frames=cfg.data.frames_per_clip, tubelet_size=cfg.model.tubelet_size, use_mask_tokens=True,
-        num_mask_tokens=cfg.num_mask_tokens, zero_init_mask_tokens=True, use_rope=cfg.model.use_rope,
+        num_mask_tokens=cfg.model.num_mask_tokens, zero_init_mask_tokens=True, use_rope=cfg.model.use_rope,
         use_activation_checkpointing=cfg.model.use_activation_checkpointing)
 
 
@@ -216,7 +235,7 @@ def build_mask_sampler(cfg: JEPATrainingConfig):
     grid = cfg.data.crop_size // cfg.model.patch_size
     if cfg.image_mode:
         return MultiBlockMask2D(grid, grid)
-    return MultiBlockMask3D(cfg.masks, cfg.data.frames_per_clip // cfg.model.tubelet_size, grid, grid)
+    return MultiBlockMask3D(cfg.loss.masks, cfg.data.frames_per_clip // cfg.model.tubelet_size, grid, grid)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,19 +327,19 @@ class JEPATrainer:
         self.device = torch.device(device) if device is not None else next(encoder.parameters()).device
         self.encoder = encoder.to(self.device)
         self.predictor = predictor.to(self.device)
-        self.ema = EMAManager(self.encoder, (config.ema_start, config.ema_end, config.ema_schedule),
-                              config.total_steps)
+        o = config.optim
+        self.ema = EMAManager(self.encoder, (o.ema_start, o.ema_end, o.ema_schedule), o.total_steps)
         self.model: nn.Module = JEPAModel(self.encoder, self.predictor)
         if distributed.get_world_size() > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Unused mask tokens make some predictor parameters gradient-free in every step.
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
                                                              find_unused_parameters=True)
-        self.optimizer = build_adamw({"encoder": self.encoder, "predictor": self.predictor}, config.lr,
-                                     config.weight_decay, lr_scales={"encoder": config.encoder_lr_scale})
-        self.lr_scheduler = LRScheduler(self.optimizer, config)
-        self.wd_scheduler = WDScheduler(self.optimizer, config)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_float16)
+        self.optimizer = build_adamw({"encoder": self.encoder, "predictor": self.predictor}, o.lr, o.weight_decay,
+                                     lr_scales={"encoder": o.encoder_lr_scale})
+        self.lr_scheduler = LRScheduler(self.optimizer, o)
+        self.wd_scheduler = WDScheduler(self.optimizer, o)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.run.use_float16)
         self.guard = DivergenceGuard([*self.encoder.parameters(), *self.predictor.parameters()])
         self.global_step = 0
         self.last_metrics: dict[str, float] = {}
@@ -328,15 +347,15 @@ class JEPATrainer:
 
     # -- one optimisation step -------------------------------------------------------------------
     def _autocast(self):
-        cfg = self.config
-        if self.device.type == "cuda" and (cfg.use_bfloat16 or cfg.use_float16):
-            return torch.autocast("cuda", dtype=torch.bfloat16 if cfg.use_bfloat16 else torch.float16)
+        run = self.config.run
+        if self.device.type == "cuda" and (run.use_bfloat16 or run.use_float16):
+            return torch.autocast("cuda", dtype=torch.bfloat16 if run.use_bfloat16 else torch.float16)
         return nullcontext()  # float32 on CPU
 
     def target_features(self, clips: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
             h = self.ema.get_target_encoder()(clips)
-        return runtime.normalize_latents(h, self.config.normalize_reps)
+        return runtime.normalize_latents(h, self.config.loss.normalize_reps)
 
     def train_step(self, batch, masks_enc, masks_pred) -> dict[str, float]:
         cfg = self.config
@@ -356,21 +375,21 @@ class JEPATrainer:
             preds, contexts = self.model(clips, masks_enc, masks_pred)
             pairs = _pairs(masks_enc, masks_pred)
             loss_jepa = sum(
-                regression_loss(p.float(), gather_tokens(h, masks_pred[j]).float(), cfg.loss, cfg.loss_exp,
-                                cfg.smooth_l1_beta)
+                regression_loss(p.float(), gather_tokens(h, masks_pred[j]).float(), cfg.loss.loss,
+                                cfg.loss.loss_exp, cfg.loss.smooth_l1_beta)
                 for p, (_, j) in zip(preds, pairs)) / len(pairs)
             loss = loss_jepa
             metrics = {}
-            if cfg.vicreg_var_weight > 0 or cfg.vicreg_cov_weight > 0:
+            if cfg.loss.vicreg_var_weight > 0 or cfg.loss.vicreg_cov_weight > 0:
                 var, cov = zip(*(variance_covariance(z) for z in contexts))
                 var, cov = sum(var) / len(var), sum(cov) / len(cov)
-                loss = loss + cfg.vicreg_var_weight * var + cfg.vicreg_cov_weight * cov
+                loss = loss + cfg.loss.vicreg_var_weight * var + cfg.loss.vicreg_cov_weight * cov
                 metrics.update(vicreg_var=var.item(), vicreg_cov=cov.item())
 
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad if cfg.clip_grad else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad or math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -381,7 +400,7 @@ class JEPATrainer:
         self._loss_sum += loss_value
         self._loss_count += 1
         metrics.update(loss=loss_value, lr=lr, wd=wd, grad_norm=float(grad_norm))
-        if step % cfg.stats_every == 0 or step == 1:
+        if step % cfg.run.stats_every == 0 or step == 1:
             metrics.update(feature_stats(h).as_dict("target"))
             metrics.update(feature_stats(torch.cat([z.detach().flatten(0, 1) for z in contexts])).as_dict("context"))
         return metrics
@@ -404,9 +423,9 @@ class JEPATrainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": epoch,
             "loss": mean_loss,
-            "batch_size": self.config.batch_size,
+            "batch_size": self.config.data.batch_size,
             "world_size": distributed.get_world_size(),
-            "lr": self.config.lr,
+            "lr": self.config.optim.lr,
             "step": self.global_step,
             "config": to_dict(self.config),
         }
@@ -461,7 +480,7 @@ class JEPATrainer:
                 raise ValueError(f"{path}: checkpoint has a GradScaler state but use_float16 is False")
             self.scaler.load_state_dict(ckpt["scaler"])
         epoch = int(ckpt["epoch"])
-        self.global_step = int(ckpt.get("step", epoch * self.config.steps_per_epoch))
+        self.global_step = int(ckpt.get("step", epoch * self.config.optim.steps_per_epoch))
         return epoch
 
     def start_from(self, path: str | os.PathLike) -> None:
@@ -481,9 +500,9 @@ class JEPATrainer:
 # --------------------------------------------------------------------------------------------------
 
 def train(config: JEPATrainingConfig) -> JEPATrainer:
-    """Plain training loop: resume or start (``anneal_ckpt``), then epochs of ``steps_per_epoch`` steps.
+    """Plain training loop: resume or start (``optim.anneal_ckpt``), then epochs of ``steps_per_epoch`` steps.
 
-    Writes ``<output_dir>/latest.pt`` after every epoch, ``e{epoch}.pt`` every ``save_every_epochs``
+    Writes ``<run.out>/latest.pt`` after every epoch, ``e{epoch}.pt`` every ``run.save_every_epochs``
     epochs, ``metrics.csv`` + TensorBoard scalars and ``config.yaml``. Returns the trainer; its
     ``last_metrics`` are the metrics of the final step.
     """
@@ -492,61 +511,61 @@ def train(config: JEPATrainingConfig) -> JEPATrainer:
     from vjepa_ac.metrics_log import MetricsLogger
     from vjepa_ac.video_data import build_dataset, build_loader
 
-    dist = distributed.init_distributed(config.device)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)  # identical initial weights on every rank
-    out = Path(config.output_dir)
+    # -- setup: processes, models, trainer
+    run, optim = config.run, config.optim
+    dist = distributed.init_distributed(run.device)
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)  # identical initial weights on every rank
+    out, latest = Path(run.out), Path(run.out) / "latest.pt"
     if dist.is_main:
         remove_stale_temps(out)  # left by a crash during a checkpoint write
     encoder = build_encoder(config)
-    predictor = build_predictor(config, encoder.embed_dim)
-    trainer = JEPATrainer(encoder, predictor, config, dist.device)
+    trainer = JEPATrainer(encoder, build_predictor(config, encoder.embed_dim), config, dist.device)
 
+    # -- resume, or start a cooldown from another run
     start_epoch = 0
-    latest = out / "latest.pt"
-    if config.resume and latest.exists():
+    if run.resume and latest.exists():
         start_epoch = trainer.load_checkpoint(latest)
         print(f"[pretrain] resumed from {latest}: epoch {start_epoch}, step {trainer.global_step}")
-    elif config.anneal_ckpt:
-        trainer.start_from(config.anneal_ckpt)
-        print(f"[pretrain] starting from {config.anneal_ckpt}")
+    elif optim.anneal_ckpt:
+        trainer.start_from(optim.anneal_ckpt)
+        print(f"[pretrain] starting from {optim.anneal_ckpt}")
     if dist.is_main:
         save_yaml(config, out / "config.yaml")
 
-    dataset = build_dataset(config.data)
-    loader = build_loader(dataset, config.batch_size, config.seed, dist.rank, dist.world_size,
-                          trainer.global_step, config.data.num_workers)
-    batches = iter(loader)
+    # -- data (a pure function of seed, step and rank) and masks
+    batches = iter(build_loader(build_dataset(config.data), config.data.batch_size, run.seed, dist.rank,
+                                dist.world_size, trainer.global_step, config.data.num_workers))
     sampler = build_mask_sampler(config)
     logger = MetricsLogger(out)
-    bar = tqdm(total=config.total_steps, initial=trainer.global_step, disable=not dist.is_main,
+    bar = tqdm(total=optim.total_steps, initial=trainer.global_step, disable=not dist.is_main,
                desc="pretrain", dynamic_ncols=True)
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, optim.epochs):
         trainer.reset_loss_average()
-        for _ in range(config.steps_per_epoch):
+        for _ in range(optim.steps_per_epoch):
             step = trainer.global_step
             clips = next(batches)
-            masks_enc, masks_pred = sampler(clips.shape[0], mask_generator(step, config.seed, dist.rank))
-            metrics = trainer.train_step(clips, masks_enc, masks_pred)
+            masks_enc, masks_pred = sampler(clips.shape[0], mask_generator(step, run.seed, dist.rank))
+            metrics = trainer.train_step(clips, masks_enc, masks_pred)  # stops a diverged step before any save
             metrics["momentum"] = trainer.update_ema(step)
             metrics["epoch"] = epoch
             if not math.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"pretrain: loss is {metrics['loss']} at step {step + 1}; stopping "
-                                         f"(last checkpoint: {latest})")
+                raise TrainingDiverged(f"pretrain: loss is {metrics['loss']} at step {step + 1}; stopping "
+                                       f"(last checkpoint: {latest})")
             if "target_std" in metrics and dist.is_main:
                 for name in ("target", "context"):
                     stats = FeatureStats(metrics[f"{name}_std"], metrics[f"{name}_rank"], encoder.embed_dim)
-                    warn_if_collapsed(stats, name, config.collapse_std, config.collapse_rank_fraction)
-            if trainer.global_step % config.log_every == 0 or "target_std" in metrics:
+                    warn_if_collapsed(stats, name, run.collapse_std, run.collapse_rank_fraction)
+            if trainer.global_step % run.log_every == 0 or "target_std" in metrics:
                 metrics["time_s"] = time.perf_counter() - t0
                 logger.log(trainer.global_step, metrics)
             trainer.last_metrics = metrics
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", refresh=False)
         trainer.save_checkpoint(latest, epoch + 1)
-        if (epoch + 1) % config.save_every_epochs == 0:
+        if (epoch + 1) % run.save_every_epochs == 0:
             trainer.save_checkpoint(out / f"e{epoch}.pt", epoch + 1)
     bar.close()
     logger.close()

@@ -37,7 +37,8 @@ def test_planted_payloads_never_run_on_resume_anneal_or_probe(tiny, tmp_path):
         train(cfg)
     _plant(tmp_path / "anneal.pt", marker)
     with pytest.raises(CheckpointError, match=r"anneal.pt: not a plain checkpoint"):
-        train(replace(cfg, output_dir=str(tmp_path / "cool"), anneal_ckpt=str(tmp_path / "anneal.pt")))
+        train(replace(cfg, run=replace(cfg.run, out=str(tmp_path / "cool")),
+                      optim=replace(cfg.optim, anneal_ckpt=str(tmp_path / "anneal.pt"))))
     with pytest.raises(CheckpointError, match=r"anneal.pt: not a plain checkpoint"):
         load_pretrain_encoder(tmp_path / "anneal.pt")
     assert not marker.exists()

@@ -27,7 +27,7 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
             assert torch.equal(v, r1[key][name]), f"{key}.{name} differs between ranks"
     # ... and training did move the weights away from the shared initialisation
     cfg = from_dict(JEPATrainingConfig, torch.load(tmp_path / "latest.pt", weights_only=True)["config"])
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.run.seed)
     init = build_encoder(cfg).state_dict()
     assert any(not torch.equal(init[k], r0["encoder"][k]) for k in init)
     ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)

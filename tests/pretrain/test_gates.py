@@ -63,7 +63,7 @@ def test_gate2_target_encoder_follows_the_momentum_schedule(tiny):
         tr.train_step(clips, *sampler(4, mask_generator(step, 0)))
         assert any(not torch.equal(a, b) for a, b in zip(before, enc.parameters()))
         m = tr.update_ema(step)
-        expected_m = 0.9 + (0.99 - 0.9) * step / cfg.total_steps  # linear from ema_start to ema_end
+        expected_m = 0.9 + (0.99 - 0.9) * step / cfg.optim.total_steps  # linear from ema_start to ema_end
         assert m == pytest.approx(expected_m)
         for b, p_enc, p_tgt in zip(before, enc.parameters(), tgt.parameters()):
             torch.testing.assert_close(p_tgt, expected_m * b + (1 - expected_m) * p_enc.detach(), rtol=0, atol=1e-6)
