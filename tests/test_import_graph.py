@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("droid_data", "envs", "vjepa_ac", "planning")
 TRAINERS = {"vjepa_ac.ac_train", "vjepa_ac.pretrain"}
 # Modules that orchestrate training stages, and so may import the trainers.
-ORCHESTRATORS = TRAINERS | {"vjepa_ac.demo"}
+ORCHESTRATORS = TRAINERS | {"vjepa_ac.demo", "vjepa_ac.cli.pretrain", "vjepa_ac.cli.train_ac", "vjepa_ac.cli.demo"}
 
 
 def _module_name(path: Path) -> str:

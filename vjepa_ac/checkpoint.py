@@ -182,7 +182,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str =
             raise CheckpointError(f"{path}: not a plain checkpoint (it holds Python objects, which safe loading "
                                   f"does not run); expected {expected} of tensors and plain values") from None
         raise CheckpointError(f"{path}: not a torch.save file (unreadable pickle); expected {expected}") from None
-    except (RuntimeError, EOFError, KeyError, ValueError, UnicodeDecodeError) as e:
+    except (RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
+        # what torch.load raises on truncated zips, text and other formats (e.g. "pop from empty list")
         reason = str(e).split(". ")[0].splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path}: not a readable torch.save file (truncated or another format: "
                               f"{reason}); expected {expected}") from None

@@ -20,7 +20,7 @@ import argparse
 import dataclasses
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -142,15 +142,20 @@ def read_yaml_with_base(path: Path, preset_dir: str | os.PathLike, _seen: tuple 
 
 
 def load_config(cls: type[T], name_or_path: str | os.PathLike, preset_dir: str | os.PathLike,
-                overrides: Mapping[str, Any] | None = None) -> T:
-    """Preset name or YAML path (+ ``base:`` inheritance), deep-merged with a nested ``overrides`` dict."""
+                overrides: Mapping[str, Any] | None = None, convert: Callable[[dict, str], dict] | None = None) -> T:
+    """Preset name or YAML path (+ ``base:`` inheritance), deep-merged with a nested ``overrides`` dict.
+
+    ``convert(data, source)`` may translate a foreign layout first (e.g. an official vjepa2 YAML file).
+    """
     path = resolve_preset(name_or_path, preset_dir)
-    data = deep_merge(read_yaml_with_base(path, preset_dir), overrides or {})
+    data = read_yaml_with_base(path, preset_dir)
+    data = deep_merge(convert(data, str(path)) if convert else data, overrides or {})
     return from_dict(cls, data, source=str(path))
 
 
 def parse_cli(cls: type[T], argv: Sequence[str] | None, preset_dir: str | os.PathLike, default: str | None,
-              prog: str | None = None, description: str | None = None) -> T:
+              prog: str | None = None, description: str | None = None,
+              convert: Callable[[dict, str], dict] | None = None) -> T:
     """The command line of a stage: ``--config NAME_OR_YAML`` (default ``default``) + dotted field overrides.
 
     ``--help`` documents every field; ``--print-config`` prints the resolved config as YAML and exits 0.
@@ -179,6 +184,7 @@ def parse_cli(cls: type[T], argv: Sequence[str] | None, preset_dir: str | os.Pat
     if config is not None:
         path = resolve_preset(config, preset_dir)
         preset, source = read_yaml_with_base(path, preset_dir), str(path)
+        preset = convert(preset, source) if convert else preset
     with tempfile.TemporaryDirectory() as tmp:
         resolved = Path(tmp) / "config.yaml"  # the preset, bases merged: draccus reads it under the flags
         resolved.write_text(yaml.safe_dump(preset, sort_keys=False))

@@ -43,6 +43,7 @@ from planning.evaluate import evaluate
 from planning.landscape import encode_all, goal_distance_correlation, pixel_latents, straight_path
 from planning.mpc import MPC
 from planning.policy_eval import UniformRandomPolicy, evaluate_policy
+from vjepa_ac import runtime
 from vjepa_ac.ac_train import load_ac_config
 from vjepa_ac.ac_train import run as train_ac
 from vjepa_ac.checkpoint import load_checkpoint
@@ -218,7 +219,7 @@ def stage_landscape(cfg: DemoConfig, out: Path, wm: VJEPAWorldModel, head: State
     untrained = build_encoder(ckpt_cfg["encoder"]).eval()
 
     def encode_untrained(images):
-        return encode(untrained, torch.from_numpy(np.ascontiguousarray(images)), wm.normalize_reps,
+        return runtime.encode(untrained, torch.from_numpy(np.ascontiguousarray(images)), wm.normalize_reps,
                              wm.tubelet_size)
 
     l1, planning = LatentDistance("l1"), planning_energy(cfg, head)

@@ -36,7 +36,7 @@ from torch import nn
 
 from vjepa_ac import distributed, runtime
 from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained, remove_stale_temps
-from vjepa_ac.config import load_config, save_yaml, to_dict
+from vjepa_ac.config import ConfigError, load_config, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
@@ -206,8 +206,95 @@ class JEPATrainingConfig:
 
 
 def load_pretrain_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> JEPATrainingConfig:
-    """A preset name (``tiny-pretrain``, ``vitl-pretrain-256px-16f``, …) or YAML path, plus nested overrides."""
-    return load_config(JEPATrainingConfig, name_or_path, PRESET_DIR, overrides)
+    """A preset name (``tiny-pretrain``, ``vitl-pretrain-256px-16f``, …), our YAML or an official vjepa2 YAML
+    (``app.main --fname`` layout, see ``from_official_layout``), plus nested overrides."""
+    return load_config(JEPATrainingConfig, name_or_path, PRESET_DIR, overrides, convert=from_official_layout)
+
+
+OFFICIAL_SECTIONS = ("data", "data_aug", "loss", "mask", "meta", "model", "optimization")
+_LAUNCHER_KEYS = ("app", "nodes", "tasks_per_node", "cpus_per_task", "mem_per_gpu")  # cluster settings, not ours
+
+
+def from_official_layout(data: dict, source: str = "<official config>") -> dict:
+    """An official vjepa2 pretraining YAML (``python -m app.main --fname FILE``) -> this project's layout.
+
+    Official files are recognised by their ``optimization`` and ``mask`` sections; anything else is returned
+    unchanged. Every key is translated or refused: a setting this trainer does not implement (RandAugment,
+    motion shift, random erasing, complement masks) is an error naming it, never silently dropped. Cluster
+    keys (``nodes``, ``tasks_per_node``, ...) are ignored. Two documented differences: ``ipe_scale`` is not
+    applied (our schedules reach their end values), and the official CSV dataset lists are not read: a
+    single dataset that is a folder of videos is used, otherwise pass ``--data.path``.
+    """
+    if "optimization" not in data or "mask" not in data:
+        return data
+
+    def fail(key: str, expected: str, actual) -> None:
+        raise ConfigError(f"{source}: {key}: expected {expected}, got {actual!r} (not supported by this trainer)")
+
+    def take(section: dict, name: str, keys: dict) -> dict:
+        out = {}
+        for key, value in section.items():
+            if key not in keys:
+                fail(f"{name}.{key}", f"one of {sorted(keys)}", value)
+            if keys[key] is not None:
+                out[keys[key]] = value
+        return out
+
+    unknown = sorted(set(data) - set(OFFICIAL_SECTIONS) - set(_LAUNCHER_KEYS) - {"folder"})
+    if unknown:
+        fail(unknown[0], f"an official section {OFFICIAL_SECTIONS}", data[unknown[0]])
+    d = dict(data.get("data", {}))
+    fpcs, datasets = d.pop("dataset_fpcs", [16]), d.pop("datasets", [])
+    model = take({k: d.pop(k) for k in ("patch_size", "tubelet_size") if k in d}, "data",
+                 {"patch_size": "patch_size", "tubelet_size": "tubelet_size"})
+    ours_data = take(d, "data", {"batch_size": "batch_size", "crop_size": "crop_size", "fps": "fps",
+                                 "num_workers": "num_workers", "dataset_type": None, "datasets_weights": None,
+                                 "persistent_workers": None, "pin_mem": None})
+    # Official dataset lists are CSV files of the official loader; a single folder of videos is read as it is.
+    folder = datasets[0] if len(datasets) == 1 and Path(datasets[0]).is_dir() else None
+    ours_data.update(source="videos", frames_per_clip=max(fpcs), horizontal_flip=True, path=folder)  # flip p 0.5
+    aug = dict(data.get("data_aug", {}))
+    for key, off in (("auto_augment", False), ("motion_shift", False), ("reprob", 0.0)):
+        if aug.pop(key, off) not in (off, None):
+            fail(f"data_aug.{key}", repr(off), data["data_aug"][key])
+    ours_data.update(take(aug, "data_aug", {"random_resize_scale": "random_resized_crop",
+                                            "random_resize_aspect_ratio": "aspect_ratio"}))
+    masks = []
+    for i, m in enumerate(data["mask"]):
+        m = dict(m)
+        if m.pop("full_complement", False) or m.pop("max_keep", None) is not None:
+            fail(f"mask[{i}]", "full_complement false and max_keep null", data["mask"][i])
+        masks.append(take(m, f"mask[{i}]", {k: k for k in ("num_blocks", "spatial_scale", "temporal_scale",
+                                                             "aspect_ratio", "max_temporal_keep")}))
+    m = dict(data.get("model", {}))
+    for key in ("use_mask_tokens", "zero_init_mask_tokens"):
+        if not m.pop(key, True):
+            fail(f"model.{key}", "true", False)
+    model.update(take(m, "model", {"model_name": "name", "pred_depth": "predictor_depth",
+                                   "pred_embed_dim": "predictor_embed_dim", "pred_num_heads": "predictor_num_heads",
+                                   "use_rope": "use_rope", "use_activation_checkpointing": "use_activation_checkpointing",
+                                   "uniform_power": None, "use_sdpa": None, "use_silu": None, "wide_silu": None}))
+    model["num_mask_tokens"] = len(masks) * len(fpcs)  # as the official app sizes it
+    o = dict(data["optimization"])
+    ema = o.pop("ema", [0.99925, 0.99925])
+    optim = take(o, "optimization", {"epochs": "epochs", "ipe": "steps_per_epoch", "warmup": "warmup_epochs",
+                                     "lr": "lr", "start_lr": "start_lr", "final_lr": "final_lr",
+                                     "weight_decay": "weight_decay", "final_weight_decay": "final_weight_decay",
+                                     "is_anneal": "is_anneal", "anneal_ckpt": "anneal_ckpt", "ipe_scale": None,
+                                     "resume_anneal": None, "clip_grad": "clip_grad"})
+    optim.update(ema_start=ema[0], ema_end=ema[1])
+    loss = {"loss": "lp", "normalize_reps": True, "masks": masks,  # official targets are always layer-normed
+            **take(dict(data.get("loss", {})), "loss", {"loss_exp": "loss_exp"})}
+    meta = dict(data.get("meta", {}))
+    dtype = meta.pop("dtype", "bfloat16")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        fail("meta.dtype", "bfloat16, float16 or float32", dtype)
+    run = take(meta, "meta", {"seed": "seed", "save_every_freq": "save_every_epochs", "load_checkpoint": "resume",
+                              "eval_freq": None, "use_sdpa": None, "read_checkpoint": None})
+    run.update(use_bfloat16=dtype == "bfloat16", use_float16=dtype == "float16")
+    if "folder" in data:
+        run["out"] = data["folder"]
+    return {"data": ours_data, "model": model, "optim": optim, "loss": loss, "run": run}
 
 
 # --------------------------------------------------------------------------------------------------

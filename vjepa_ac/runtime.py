@@ -46,6 +46,7 @@ from droid_data.video import center_crop_resize
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 AC_CHECKPOINT_KEYS = ("encoder", "predictor", "config")
+AC_CONFIG_KEYS = ("encoder", "predictor", "normalize_reps", "img_size", "tubelet_size")
 
 # ----------------------------------------------------------------------------------------------------------
 # preprocessing (written once)
@@ -165,11 +166,16 @@ def build_predictor(spec: Mapping[str, Any]) -> nn.Module:
 
 def load_ac_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Module, nn.Module, dict]:
     """Rebuild ``(encoder, predictor, config)`` from an AC-training checkpoint (eval mode, frozen encoder)."""
-    from vjepa_ac.checkpoint import load_checkpoint
+    from vjepa_ac.checkpoint import CheckpointError, load_checkpoint
 
     ckpt = load_checkpoint(path, map_location=map_location, expected="an AC-training checkpoint",
                            required=AC_CHECKPOINT_KEYS)
     config = ckpt["config"]
+    missing = [k for k in AC_CONFIG_KEYS if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise CheckpointError(f"{path}: config: expected the AC-training keys {list(AC_CONFIG_KEYS)}, missing "
+                              f"{missing} (a scripts/pretrain.py checkpoint is an encoder: pass it as "
+                              f"--model.encoder_checkpoint to train-ac)")
     encoder = build_encoder(config["encoder"])
     encoder.load_state_dict(ckpt["encoder"])
     predictor = build_predictor(config["predictor"])
@@ -226,9 +232,6 @@ class VJEPAWorldModel:
         Frames are cropped to the aspect the predictor was trained on unless `crop_aspect` overrides it.
         """
         encoder, predictor, config = load_ac_checkpoint(path, map_location=device)
-        for key in ("normalize_reps", "img_size", "tubelet_size"):
-            if key not in config:
-                raise KeyError(f"{path}: checkpoint config lacks {key!r}; has {sorted(config)}")
         return cls(encoder.to(device), predictor.to(device), normalize_reps=bool(config["normalize_reps"]),
                    img_size=int(config["img_size"]), tubelet_size=int(config["tubelet_size"]),
                    crop_aspect=float(config.get("crop_aspect", 1.0) if crop_aspect is None else crop_aspect),

@@ -1,5 +1,4 @@
 """VJEPAWorldModel: AC-checkpoint loading, encoding as in training, cached rollouts equal to prefix recomputation."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from planning import official_cem
 from planning.cem import CEMConfig, CEMPlanner
 from planning.world_model import WorldModel
 from vjepa_ac import ac_train, runtime
@@ -54,9 +54,7 @@ def test_encode_matches_training_encoding(wm):
 
 def test_cached_rollout_equals_official_prefix_recomputation(wm):
     """KV-cached rollout == re-running the predictor on the whole prefix each step (official planner)."""
-    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
-    official = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(official)
+    official = official_cem
     step = official.prefix_step(wm.predictor, tokens_per_frame=16, normalize_reps=True)
 
     context = wm.encode(_images(1))
@@ -133,9 +131,7 @@ def test_bf16_autocast_returns_float32_close_to_float32(checkpoint):
 
 def test_cem_energies_match_the_official_planner_on_the_same_weights(wm):
     """Same seed: the official recompute-the-prefix CEM and ours score the same candidates alike."""
-    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
-    official = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(official)
+    official = official_cem
     context, goal = wm.encode(_images(1, seed=3)), wm.encode(_images(1, seed=4))
     state = torch.tensor([[0.45, 0.05, 0.3, 3.1, -0.1, 0.2, 0.0]])
     record = []

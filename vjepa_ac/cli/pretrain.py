@@ -17,10 +17,10 @@ from vjepa_ac.cli import run_cli
 
 def parse(argv=None):
     from vjepa_ac.config import parse_cli
-    from vjepa_ac.pretrain import PRESET_DIR, JEPATrainingConfig
+    from vjepa_ac.pretrain import PRESET_DIR, JEPATrainingConfig, from_official_layout
 
     return parse_cli(JEPATrainingConfig, argv, PRESET_DIR, default="tiny-pretrain", prog="vjepa-pretrain",
-                     description=__doc__)
+                     description=__doc__, convert=from_official_layout)
 
 
 def _main(argv: list[str]) -> int:
