@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from envs.franka_client import FrankaClient
+from robot.client import FrankaClient
 
 SERVER = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "franka_server.py"
 

@@ -1,28 +1,55 @@
-"""Command line: ``python -m droid_data {validate,convert} ...`` (``--help`` on each for every flag)."""
+"""Command line: ``python -m droid_data {validate,convert} ...`` (``--help`` on each for every flag).
+
+Errors are one line on stderr; exit code 2 for usage errors (bad flags, nothing to read, output exists), 1 for bad
+data. ``--debug`` (or the environment variable VJEPA_AC_DEBUG=1) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from droid_data.cache import convert
-from droid_data.episode import CORRUPTION_KINDS, EpisodeError
+from droid_data.episode import CORRUPTION_KINDS, EpisodeError, one_line
 from droid_data.validate import format_report, validate_episodes
 
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m droid_data", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m droid_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser(
         "validate",
+        parents=[common],
         help="check every episode; exit code 1 if any is bad, 2 if none was found",
         description="Report every bad episode with its file and reason. Kinds: "
         + "; ".join(f"{k} ({v})" for k, v in CORRUPTION_KINDS.items()),
     )
     validate.add_argument(
-        "root", help="episode root folder (searched recursively), or an index file (CSV/text)"
+        "root",
+        help="episode root folder (searched recursively), index file (CSV/text) or LeRobot dataset folder",
     )
     validate.add_argument(
         "--cameras",
@@ -37,17 +64,22 @@ def _parser() -> argparse.ArgumentParser:
 
     conv = commands.add_parser(
         "convert",
+        parents=[common],
         help="write a zarr v3 clip cache for fast training",
         description="Convert DROID raw episodes (or a LeRobot v2/v3 folder) into a zarr v3 clip cache.",
     )
     conv.add_argument("root", help="episode root folder, index file (CSV/text) or LeRobot dataset folder")
     conv.add_argument("out", help="output store folder (written to OUT.partial, renamed when done)")
     conv.add_argument(
-        "--size", type=int, nargs="+", default=[256], help="output resolution: S or H W (default 256)"
+        "--size",
+        type=_positive(int),
+        nargs="+",
+        default=[256],
+        help="output resolution: S or H W (default 256)",
     )
     conv.add_argument(
         "--crop-aspect",
-        type=float,
+        type=_positive(float),
         default=1.0,
         help="width/height of the center crop before resizing (1.0 square; 1.35 = the official training crop)",
     )
@@ -63,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out bad episodes (logged and recorded) instead of stopping",
     )
     conv.add_argument("--workers", type=int, default=0, help="decoding processes (default 0 = this process)")
-    conv.add_argument("--chunk-frames", type=int, default=8, help="frames per zarr chunk (default 8)")
     conv.add_argument(
-        "--shard-frames", type=int, default=256, help="frames per zarr shard file (default 256)"
+        "--chunk-frames", type=_positive(int), default=8, help="frames per zarr chunk (default 8)"
+    )
+    conv.add_argument(
+        "--shard-frames", type=_positive(int), default=256, help="frames per zarr shard file (default 256)"
     )
     conv.add_argument(
         "--state-keys",
@@ -79,24 +113,37 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)  # usage errors exit 2 here
+    if args.command == "convert" and len(args.size) > 2:
+        parser.error(f"--size: expected S or H W, got {len(args.size)} values")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "validate":
-        try:
-            count, problems = validate_episodes(
-                args.root, args.cameras, args.decode_all, progress=not args.quiet
-            )
-        except (FileNotFoundError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        if count == 0:
-            print(
-                f"error: no episodes (folders holding trajectory.h5) found under {args.root}", file=sys.stderr
-            )
-            return 2
-        print(format_report(count, problems))
-        return 1 if problems else 0
+    try:
+        return _validate(args) if args.command == "validate" else _convert(args)
+    except Exception as error:  # bad data the checks above did not foresee: still one line, never a traceback
+        if args.debug or os.environ.get("VJEPA_AC_DEBUG", "") not in ("", "0"):
+            raise
+        print(
+            f"error: {type(error).__name__}: {one_line(error)} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
+
+def _validate(args) -> int:
+    try:
+        count, problems = validate_episodes(args.root, args.cameras, args.decode_all, progress=not args.quiet)
+    except (FileNotFoundError, ValueError) as error:  # nothing to validate: a usage error
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    if count == 0:
+        print(f"error: no episodes (folders holding trajectory.h5) found under {args.root}", file=sys.stderr)
+        return 2
+    print(format_report(count, problems))
+    return 1 if problems else 0
+
+
+def _convert(args) -> int:
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
     try:
         report = convert(
@@ -113,8 +160,11 @@ def main(argv=None) -> int:
             state_keys=args.state_keys,
             progress=not args.quiet,
         )
-    except (EpisodeError, FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (FileExistsError, FileNotFoundError) as error:  # output exists / nothing to read: usage errors
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except (EpisodeError, ValueError) as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     print(
         f"wrote {report.out}: {report.episodes} episodes, {report.frames} frames, {len(report.skipped)} problem(s) skipped"

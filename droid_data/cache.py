@@ -39,8 +39,8 @@ from tqdm import tqdm
 from droid_data.conventions import pose_diffs
 from droid_data.episode import Episode, EpisodeError
 from droid_data.sources import EpisodeRef, list_episodes, load_episode
-from droid_data.validate import Problem, check_video
-from droid_data.video import VIDEO_ERRORS, center_crop_resize
+from droid_data.validate import Problem, check_cameras
+from droid_data.video import center_crop_resize
 
 __all__ = ["CACHE_FORMAT", "ConvertReport", "convert", "is_cache"]
 
@@ -69,18 +69,7 @@ def _check_episode(ref: EpisodeRef, cameras: Sequence[str]) -> tuple[Episode | N
         episode = load_episode(ref)
     except EpisodeError as error:
         return None, [Problem.from_error(error)]
-    problems = []
-    for camera in cameras:
-        try:
-            episode.serial(camera)
-        except KeyError as error:
-            problems.append(
-                Problem(episode.name, "missing_key", str(episode.metadata_path), str(error.args[0]))
-            )
-            continue
-        problem = check_video(episode, camera)
-        if problem is not None:
-            problems.append(problem)
+    problems = check_cameras(episode, cameras)
     return (None if problems else episode), problems
 
 
@@ -96,15 +85,14 @@ def _resized_frames(job) -> tuple[dict[str, np.ndarray] | None, Problem | None]:
             batches = [
                 center_crop_resize(b, size, crop_aspect) for b in episode.iter_frames(camera, batch_size)
             ]
-        except VIDEO_ERRORS as error:
-            path = episode.video_path(camera)
-            return None, Problem(episode.name, "truncated_mp4", str(path), f"decoding failed ({error})")
+        except EpisodeError as error:
+            return None, Problem.from_error(error)
         frames = np.concatenate(batches) if batches else np.zeros((0, *size, 3), np.uint8)
         if len(frames) != episode.num_frames:
             return None, Problem(
                 episode.name,
                 "length_mismatch",
-                str(episode.video_path(camera)),
+                str(episode.frames_path(camera)),
                 f"decoded {len(frames)} frames, expected {episode.num_frames} (one per state row)",
             )
         out[camera] = frames

@@ -37,7 +37,7 @@ from droid_data.clips import ClipSpec, clip_span, cut_clip, sample_clip_indices
 from droid_data.episode import EpisodeError
 from droid_data.sources import episode_name, list_episodes, load_episode
 from droid_data.validate import Problem
-from droid_data.video import VIDEO_ERRORS, center_crop_resize
+from droid_data.video import center_crop_resize
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CachedClipDataset", "RawClipDataset"]
 
@@ -260,18 +260,8 @@ class RawClipDataset(_ClipDataset):
             camera = int(rng.integers(len(self.cameras))) if len(self.cameras) > 1 else 0
             try:
                 frames = episode.load_frames(self.cameras[camera], indices)
-            except (EpisodeError, *VIDEO_ERRORS) as error:
-                problem = (
-                    Problem.from_error(error)
-                    if isinstance(error, EpisodeError)
-                    else Problem(
-                        episode.name,
-                        "truncated_mp4",
-                        str(episode.video_path(self.cameras[camera])),
-                        str(error),
-                    )
-                )
-                self._skip(problem)
+            except EpisodeError as error:
+                self._skip(Problem.from_error(error))
                 continue
             try:
                 extrinsics = episode.extrinsics(self.cameras[camera])

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from droid_data.conventions import pose_diffs
-from droid_data.video import decode_frames, iter_frames, probe_video
+from droid_data.video import VIDEO_ERRORS, decode_frames, iter_frames, probe_video
 
 __all__ = [
     "CAMERA_ROLES",
@@ -55,16 +55,25 @@ CAMERA_ROLES = ("ext1", "ext2", "wrist")
 # Keys of DROID's metadata that name an MP4; "left"/"right" alias the exterior cameras by position.
 MP4_PATH_KEYS = ("ext1_mp4_path", "ext2_mp4_path", "wrist_mp4_path", "left_mp4_path", "right_mp4_path")
 
-# The corruption kinds the validator reports (and the `kind` of every EpisodeError).
+# The corruption kinds the validator reports (and the `kind` of every EpisodeError), for DROID raw episodes and
+# LeRobot datasets alike.
 CORRUPTION_KINDS = {
-    "unreadable_h5": "trajectory.h5 is truncated or unreadable",
+    "unreadable_h5": "trajectory.h5 is truncated, unreadable or absent",
+    "unreadable_parquet": "a LeRobot data parquet is truncated, unreadable or absent",
     "missing_mp4": "an MP4 named by the metadata is missing",
     "truncated_mp4": "an MP4 is truncated or cannot be decoded",
-    "missing_metadata": "no metadata_*.json (or it is not valid JSON)",
-    "missing_key": "a required h5 dataset or metadata key is missing or has the wrong shape",
+    "undecodable_image": "a LeRobot image-stored frame (PNG/JPEG bytes in the parquet) is empty or cannot be decoded",
+    "missing_metadata": "episode metadata is absent or unreadable (DROID metadata_*.json; LeRobot meta/info.json, "
+    "meta/episodes.jsonl, meta/episodes/*.parquet)",
+    "missing_key": "a required h5 dataset, metadata key or parquet column is missing or has the wrong shape",
     "nonfinite_state": "states contain NaN or Inf",
-    "length_mismatch": "the number of video frames differs from the number of state rows",
+    "length_mismatch": "frame counts disagree (video frames, state rows, metadata lengths, frame_index)",
 }
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (library messages often end in a newline) made one space."""
+    return " ".join(str(text).split())
 
 
 class EpisodeError(Exception):
@@ -73,8 +82,8 @@ class EpisodeError(Exception):
     def __init__(self, episode: str | os.PathLike, kind: str, file: str | os.PathLike, reason: str):
         if kind not in CORRUPTION_KINDS:
             raise ValueError(f"unknown corruption kind {kind!r}; expected one of {sorted(CORRUPTION_KINDS)}")
-        self.episode, self.kind, self.file, self.reason = str(episode), kind, str(file), reason
-        super().__init__(f"{kind}: {file}: {reason}")
+        self.episode, self.kind, self.file, self.reason = str(episode), kind, str(file), one_line(reason)
+        super().__init__(f"{kind}: {file}: {self.reason}")
 
 
 def read_metadata(folder: pathlib.Path) -> tuple[pathlib.Path, dict]:
@@ -228,10 +237,14 @@ class Episode:
     def video_path(self, camera: str) -> pathlib.Path:
         return self.path / MP4_DIR / f"{self.serial(camera)}.mp4"
 
+    def frames_path(self, camera: str) -> pathlib.Path:
+        """The file holding the camera's frames (its MP4; LeRobot image-stored cameras: the data parquet)."""
+        return self.video_path(camera)
+
     def _checked_video_path(self, camera: str) -> pathlib.Path:
         path = self.video_path(camera)
         if not path.is_file():
-            raise EpisodeError(self.path, "missing_mp4", path, f"video of camera {camera!r} does not exist")
+            raise EpisodeError(self.name, "missing_mp4", path, f"video of camera {camera!r} does not exist")
         return path
 
     def video_frame_range(self, camera: str) -> tuple[int, int | None]:
@@ -243,18 +256,14 @@ class Episode:
 
     def load_frames(self, camera: str, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """uint8 [N, H, W, 3] RGB frames at native resolution (all if `indices` is None); frame i goes with
-        state row i."""
+        state row i. A video that cannot be decoded raises EpisodeError "truncated_mp4" naming the file."""
         path = self._checked_video_path(camera)
         offset = self.video_frame_range(camera)[0]
-        if indices is None:
-            indices = np.arange(self.num_frames)
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
-            raise IndexError(
-                f"{path}: frame indices must be in [0, {self.num_frames}), got "
-                f"[{int(indices.min())}, {int(indices.max())}]"
-            )
-        return decode_frames(path, indices + offset)
+        indices = self._checked_indices(indices, path)
+        try:
+            return decode_frames(path, indices + offset)
+        except VIDEO_ERRORS as error:
+            raise self._undecodable(camera, path, error) from error
 
     def iter_frames(self, camera: str, batch_size: int = 32) -> Iterator[np.ndarray]:
         """Every frame of the episode's video in order, as uint8 batches [<=batch_size, H, W, 3].
@@ -263,7 +272,30 @@ class Episode:
         """
         path = self._checked_video_path(camera)
         offset, count = self.video_frame_range(camera)
-        return iter_frames(path, offset, count, batch_size)
+        try:
+            yield from iter_frames(path, offset, count, batch_size)
+        except VIDEO_ERRORS as error:
+            raise self._undecodable(camera, path, error) from error
+
+    def _checked_indices(self, indices, path: pathlib.Path) -> np.ndarray:
+        """`indices` (None = every frame) as int64 [N], each a valid frame of this episode."""
+        if indices is None:
+            indices = np.arange(self.num_frames)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
+            raise IndexError(
+                f"{path}: frame indices must be in [0, {self.num_frames}), got "
+                f"[{int(indices.min())}, {int(indices.max())}]"
+            )
+        return indices
+
+    def _undecodable(self, camera: str, path: pathlib.Path, error: Exception) -> EpisodeError:
+        return EpisodeError(
+            self.name,
+            "truncated_mp4",
+            path,
+            f"camera {camera!r}: frames cannot be decoded ({type(error).__name__}: {error})",
+        )
 
     def extrinsics(self, camera: str) -> np.ndarray:
         """float64 [T, 6] camera pose (xyz + Euler 'xyz', left lens) in the robot base frame.
@@ -350,20 +382,25 @@ def _episode_folder(path: pathlib.Path) -> pathlib.Path:
 
 
 def _read_index(index: pathlib.Path) -> list[pathlib.Path]:
+    try:
+        lines = index.read_text().splitlines()
+    except (OSError, ValueError) as error:  # e.g. a binary file given as the root
+        raise ValueError(
+            f"{index}: expected an episode root folder or a text index file ({error})"
+        ) from error
     folders = []
-    with open(index, newline="") as handle:
-        for line_number, line in enumerate(handle, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            # The official index is space-separated; CSVs from other tools use commas.
-            first = next(csv.reader([line], delimiter="," if "," in line else " ", skipinitialspace=True))[0]
-            if line_number == 1 and first.lower() in ("path", "episode", "episode_path", "trajectory"):
-                continue  # header row
-            path = pathlib.Path(first)
-            if not path.is_absolute():
-                path = index.parent / path
-            folders.append(_episode_folder(path))
+    for line_number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        # The official index is space-separated; CSVs from other tools use commas.
+        first = next(csv.reader([line], delimiter="," if "," in line else " ", skipinitialspace=True))[0]
+        if line_number == 1 and first.lower() in ("path", "episode", "episode_path", "trajectory"):
+            continue  # header row
+        path = pathlib.Path(first)
+        if not path.is_absolute():
+            path = index.parent / path
+        folders.append(_episode_folder(path))
     if not folders:
         raise ValueError(f"{index}: index file lists no episode folders")
     return folders

@@ -7,13 +7,14 @@ import os
 import pathlib
 from collections.abc import Sequence
 
-from droid_data.episode import Episode, find_episodes, read_episode
-from droid_data.lerobot import is_lerobot_dataset, read_lerobot_dataset
+from droid_data.episode import Episode, EpisodeError, find_episodes, read_episode
+from droid_data.lerobot import is_lerobot_dataset, scan_lerobot_dataset
 
 __all__ = ["EpisodeRef", "episode_name", "list_episodes", "load_episode"]
 
-# A DROID episode folder (read on demand) or an already-indexed episode (LeRobot).
-EpisodeRef = pathlib.Path | Episode
+# A DROID episode folder (read on demand), an already-read episode (LeRobot), or the problem that kept a LeRobot
+# episode from being read (raised by load_episode, so every consumer treats it like any other bad episode).
+EpisodeRef = pathlib.Path | Episode | EpisodeError
 
 
 def list_episodes(
@@ -21,14 +22,19 @@ def list_episodes(
 ) -> list[EpisodeRef]:
     """Episode references of `source`; `state_keys` selects LeRobot state features (see droid_data.lerobot)."""
     if isinstance(source, (str, os.PathLike)) and is_lerobot_dataset(source):
-        return list(read_lerobot_dataset(source, state_keys=state_keys))
+        episodes, problems = scan_lerobot_dataset(source, state_keys=state_keys)
+        return [*problems, *episodes]  # problems first: a strict consumer stops before decoding anything
     return list(find_episodes(source))
 
 
 def load_episode(ref: EpisodeRef) -> Episode:
     """The Episode of a reference (reads h5 + metadata for a DROID folder). Raises EpisodeError if bad."""
+    if isinstance(ref, EpisodeError):
+        raise ref
     return ref if isinstance(ref, Episode) else read_episode(ref)
 
 
 def episode_name(ref: EpisodeRef) -> str:
+    if isinstance(ref, EpisodeError):
+        return ref.episode
     return str(ref.name) if isinstance(ref, Episode) else str(ref)

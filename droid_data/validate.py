@@ -1,7 +1,6 @@
-"""Check DROID raw-format episodes and report every problem by kind, file and reason.
+"""Check DROID raw-format episodes and LeRobot datasets; report every problem by kind, file and reason.
 
-Kinds (CORRUPTION_KINDS): unreadable_h5, missing_mp4, truncated_mp4, missing_metadata, missing_key,
-nonfinite_state, length_mismatch.
+Kinds: droid_data.episode.CORRUPTION_KINDS. Bad data never raises here: every problem is a Problem.
 """
 
 from __future__ import annotations
@@ -19,14 +18,22 @@ from droid_data.episode import (
     Episode,
     EpisodeError,
     find_episodes,
+    one_line,
     read_episode,
     read_metadata,
     read_trajectory_h5,
 )
-from droid_data.lerobot import is_lerobot_dataset, read_lerobot_dataset
+from droid_data.lerobot import LeRobotEpisode, is_lerobot_dataset, scan_lerobot_dataset
 from droid_data.video import VIDEO_ERRORS, probe_video
 
-__all__ = ["Problem", "check_video", "format_report", "validate_episode", "validate_episodes"]
+__all__ = [
+    "Problem",
+    "check_cameras",
+    "check_frames",
+    "format_report",
+    "validate_episode",
+    "validate_episodes",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,20 +43,38 @@ class Problem:
     file: str
     reason: str
 
-    def __str__(self) -> str:
-        return f"{self.episode}: {self.kind}: {self.file}: {self.reason}"
+    def __str__(self) -> str:  # one line, whatever the reason's library message holds
+        return f"{self.episode}: {self.kind}: {self.file}: {one_line(self.reason)}"
 
     @classmethod
     def from_error(cls, error: EpisodeError) -> Problem:
         return cls(error.episode, error.kind, error.file, error.reason)
 
 
-def check_video(episode: Episode, camera: str, decode_all: bool = False) -> Problem | None:
-    """The problem with one camera's video of an episode, or None.
+def check_frames(episode: Episode, camera: str, decode_all: bool = False) -> Problem | None:
+    """The problem with one camera's frames of an episode (an MP4, or images stored in a LeRobot parquet), or
+    None. Raises KeyError for a camera the episode does not have."""
+    if isinstance(episode, LeRobotEpisode) and episode.stores_images(camera):
+        return _check_images(episode, camera, decode_all)
+    return _check_video(episode, camera, decode_all)
 
-    Checks the file exists, is complete (demuxed packets match the header), holds one frame per state row,
-    and that the episode's first and last frames decode (every frame with `decode_all`).
-    """
+
+def _check_images(episode: LeRobotEpisode, camera: str, decode_all: bool) -> Problem | None:
+    """Decodes the first and last frame (every frame with `decode_all`); the rows are the state rows."""
+    try:
+        if decode_all:
+            for _ in episode.iter_frames(camera):
+                pass
+        else:
+            episode.load_frames(camera, [0, episode.num_frames - 1])
+    except EpisodeError as error:
+        return Problem.from_error(error)
+    return None
+
+
+def _check_video(episode: Episode, camera: str, decode_all: bool) -> Problem | None:
+    """Checks the file exists, is complete (demuxed packets match the header), holds one frame per state row,
+    and that the episode's first and last frames decode (every frame with `decode_all`)."""
     path = episode.video_path(camera)
     start, count = episode.video_frame_range(camera)
 
@@ -87,9 +112,28 @@ def check_video(episode: Episode, camera: str, decode_all: bool = False) -> Prob
                 )
         else:
             episode.load_frames(camera, [0, episode.num_frames - 1])
-    except VIDEO_ERRORS as error:
-        return problem("truncated_mp4", f"frames cannot be decoded ({type(error).__name__}: {error})")
+    except EpisodeError as error:
+        return Problem.from_error(error)
     return None
+
+
+def check_cameras(
+    episode: Episode, cameras: Sequence[str] | None = None, decode_all: bool = False
+) -> list[Problem]:
+    """A problem for each requested camera (default: all of the episode's) that is unknown or bad."""
+    problems = []
+    for camera in cameras if cameras is not None else episode.cameras:
+        try:
+            episode.serial(camera)
+        except KeyError as error:
+            problems.append(
+                Problem(episode.name, "missing_key", str(episode.metadata_path), str(error.args[0]))
+            )
+            continue
+        found = check_frames(episode, camera, decode_all)
+        if found is not None:
+            problems.append(found)
+    return problems
 
 
 def validate_episode(
@@ -112,15 +156,7 @@ def validate_episode(
     if problems:
         return problems
     episode = read_episode(folder)
-    for camera in cameras if cameras is not None else episode.cameras:
-        try:
-            episode.serial(camera)
-        except KeyError as error:
-            problems.append(Problem(str(episode.path), "missing_key", str(episode.metadata_path), str(error)))
-            continue
-        found = check_video(episode, camera, decode_all)
-        if found is not None:
-            problems.append(found)
+    problems.extend(check_cameras(episode, cameras, decode_all))
     if not episode.cameras:
         problems.append(
             Problem(
@@ -151,17 +187,14 @@ def validate_episodes(
 
 
 def _validate_lerobot(root, cameras, decode_all: bool, progress: bool) -> tuple[int, list[Problem]]:
-    try:
-        episodes = read_lerobot_dataset(root)
-    except EpisodeError as error:  # the tables themselves are bad: one problem for the dataset
-        return 1, [Problem.from_error(error)]
-    problems = []
+    """Every problem of a LeRobot dataset -> (entries checked, problems). The entries are its episodes, plus
+    the dataset itself when its metadata has a problem of its own (e.g. unreadable meta/info.json)."""
+    episodes, errors = scan_lerobot_dataset(root)
+    problems = [Problem.from_error(error) for error in errors]
     for episode in tqdm(episodes, desc="validate", unit="episode", disable=not progress):
-        for camera in cameras if cameras is not None else episode.cameras:
-            found = check_video(episode, camera, decode_all)
-            if found is not None:
-                problems.append(found)
-    return len(episodes), problems
+        problems.extend(check_cameras(episode, cameras, decode_all))
+    checked = {episode.name for episode in episodes} | {problem.episode for problem in problems}
+    return len(checked), problems
 
 
 def format_report(num_episodes: int, problems: list[Problem]) -> str:

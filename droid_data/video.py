@@ -38,6 +38,13 @@ class VideoInfo:
     codec: str
 
 
+def _video_stream(container, path) -> av.video.stream.VideoStream:
+    """The first video stream; a truncated MP4 (its index cut off) can open with none."""
+    if not container.streams.video:
+        raise ValueError(f"{path}: expected a video stream, found none (truncated or not a video)")
+    return container.streams.video[0]
+
+
 def probe_video(path: str | os.PathLike, count_packets: bool = True) -> VideoInfo:
     """Read a video's frame count, fps and size without decoding pixels.
 
@@ -45,9 +52,7 @@ def probe_video(path: str | os.PathLike, count_packets: bool = True) -> VideoInf
     data ends before its header says; otherwise the container header's count is used when present.
     """
     with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path}: expected a video stream, found none")
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         fps = float(stream.average_rate) if stream.average_rate else float("nan")
         num_frames = stream.frames
         if count_packets or not num_frames:
@@ -71,7 +76,7 @@ def _iter_decoded(path: str, first: int = 0) -> Iterator[tuple[int, av.VideoFram
     last_yielded = -1
     if first > 0:
         with av.open(path) as container:
-            stream = container.streams.video[0]
+            stream = _video_stream(container, path)
             stream.thread_type = "AUTO"
             start_pts = stream.start_time or 0
             if stream.average_rate and stream.time_base:
@@ -93,7 +98,7 @@ def _iter_decoded(path: str, first: int = 0) -> Iterator[tuple[int, av.VideoFram
                 if usable:
                     return
     with av.open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):
             if index > last_yielded:  # after a failed seek, never repeat a frame already yielded

@@ -3,8 +3,8 @@
 Tasks (envs/tasks.py) only say how to sample a start and a goal configuration and when the episode succeeded;
 everything else — physics, control, rendering, observations, goal images — lives here.
 
-The low-level operations are public so other code can drive the simulated arm like a real one (e.g. a
-`FrankaController`-style sim backend): `apply_delta`, `set_gripper`, `go_home`, `observe`, `set_config`.
+The low-level operations are public so other code can drive the simulated arm like a real one (e.g. the
+robot server's sim backend, `robot.backends.sim`): `apply_delta`, `set_gripper`, `go_home`, `observe`, `set_config`.
 """
 from __future__ import annotations
 

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from envs.controllers import RecordingController
-from envs.franka_client import CommandRefused, FrankaClient
 from planning.common import ActionSpace
 from planning.mpc import MPC, run_controller
 from planning.registry import PLANNERS, build_planner
+from robot.client import CommandRefused, FrankaClient
+from robot.recording import RecordingController
 
 log = logging.getLogger("deploy")
 
@@ -37,7 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--controller", required=True, help="robot server address, tcp://HOST:PORT")
     p.add_argument("--goal-image", required=True, type=Path, help="goal image (PNG/JPEG) from the exterior camera")
-    p.add_argument("--checkpoint", required=True, type=Path, help="AC checkpoint (vjepa_ac.VJEPAWorldModel)")
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="AC checkpoint: this project's or an official V-JEPA 2-AC file (docs/checkpoints.md)")
+    p.add_argument("--arch", help="architecture of an official AC file: a released model (vjepa2-ac-vitg)")
+    p.add_argument("--arch-config", type=Path, help="architecture of an official AC file: YAML/JSON of the "
+                                                    "official constructor kwargs, sections encoder and predictor")
     p.add_argument("--out", type=Path, default=Path("deployments"),
                    help="folder receiving the episode folder (default %(default)s)")
     p.add_argument("--max-steps", type=int, default=40, help="actions to execute (default %(default)s)")
@@ -79,8 +83,9 @@ def build_mpc(args) -> MPC:
     space = ActionSpace(maxnorm=args.maxnorm, plan_rotation=args.plan_rotation)
     planner = build_planner(args.planner, {"horizon": args.horizon, "samples": args.samples,
                                            "iterations": args.iterations, "action_space": space, "seed": args.seed})
-    return MPC(VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device), planner, execute=args.execute,
-               device=args.device)
+    world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device, arch=args.arch,
+                                                  arch_config=args.arch_config)
+    return MPC(world_model, planner, execute=args.execute, device=args.device)
 
 
 def main(argv=None) -> Path:

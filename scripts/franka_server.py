@@ -18,8 +18,8 @@ import signal
 import threading
 from pathlib import Path
 
-from envs.franka_server import FrankaServer
-from envs.safety import SafetyLimits
+from robot.safety import SafetyLimits
+from robot.server import FrankaServer
 
 DEFAULTS = SafetyLimits()
 log = logging.getLogger("franka_server")
@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     s = p.add_argument_group("safety limits (enforced here, on the robot side; flags override --limits)")
     s.add_argument("--limits", type=Path,
-                   help="YAML file with the cell's safety settings (keys: the field names of envs.safety.SafetyLimits)")
+                   help="YAML file with the cell's safety settings (keys: the field names of robot.safety.SafetyLimits)")
     s.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"),
                    help=f"lower corner of the allowed end-effector box, metres, robot base frame "
                         f"(default {DEFAULTS.workspace_low})")
@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"motion commands faster than this are refused (default {DEFAULTS.max_rate_hz})")
     s.add_argument("--watchdog-ms", type=float,
                    help=f"stop the arm when no motion command came for this long (default {DEFAULTS.watchdog_ms})")
+    s.add_argument("--home-speed-factor", type=float,
+                   help=f"'home' walks at this fraction of --max-translation/--max-rotation per step "
+                        f"(default {DEFAULTS.home_speed_factor})")
 
     g = p.add_argument_group("sim backend")
     g.add_argument("--task", default="FrankaReach-v0", help="envs task id (default %(default)s)")
@@ -83,7 +86,8 @@ def build_limits(args) -> SafetyLimits:
     values = SafetyLimits.from_yaml(args.limits).to_dict() if args.limits else {}
     flags = {"workspace_low": args.workspace_low, "workspace_high": args.workspace_high,
              "max_translation": args.max_translation, "max_rotation": args.max_rotation,
-             "max_rate_hz": args.max_rate_hz, "watchdog_ms": args.watchdog_ms}
+             "max_rate_hz": args.max_rate_hz, "watchdog_ms": args.watchdog_ms,
+             "home_speed_factor": args.home_speed_factor}
     if args.gripper_range is not None:
         flags["gripper_min"], flags["gripper_max"] = args.gripper_range
     values.update({k: v for k, v in flags.items() if v is not None})
@@ -92,7 +96,7 @@ def build_limits(args) -> SafetyLimits:
 
 def build_controller(args):
     if args.backend == "sim":
-        from envs.controllers import SimController
+        from robot.backends.sim import SimController
 
         options = {"image_size": args.image_size}
         if args.control_hz is not None:
@@ -100,8 +104,8 @@ def build_controller(args):
         return SimController(args.task, seed=args.seed, **options)
     if not args.robot_ip:
         raise SystemExit("--backend franky needs --robot-ip")
-    from envs.cameras import PyAVCamera
-    from envs.franky_backend import FrankyController
+    from robot.backends.franky import FrankyController
+    from robot.cameras import PyAVCamera
 
     cameras = {}
     for spec in args.camera:

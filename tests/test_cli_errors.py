@@ -26,13 +26,13 @@ def files(tmp_path):
     torch.save({"w": torch.ones(1000)}, tmp_path / "full.pt")
     (tmp_path / "truncated.pt").write_bytes((tmp_path / "full.pt").read_bytes()[:300])
     torch.save({"encoder": {}, "predictor": {}, "target_encoder": {}, "opt": {}, "epoch": 1,
-                "config": {"model": {"name": "vit_tiny"}}}, tmp_path / "pretrain.pt")
+                "config": {"model": {"name": "vit_tiny"}, "data": {}}}, tmp_path / "pretrain.pt")
     (tmp_path / "broken.yaml").write_text("optim:\n  lr: [1e-3\n")
     return tmp_path
 
 
 @pytest.mark.parametrize("name, expect", [("text.pt", "not a readable torch.save file"), ("empty.pt", "empty file"),
-                                          ("truncated.pt", "truncated"), ("pretrain.pt", "config: expected"),
+                                          ("truncated.pt", "truncated"), ("pretrain.pt", "a vjepa-ac pretraining checkpoint"),
                                           ("missing.pt", "no such checkpoint file")])
 def test_evaluate_bad_checkpoints_are_one_line_data_errors(files, capsys, name, expect):
     code = evaluate.main(["--checkpoint", str(files / name), "--out", str(files / "eval"), "--episodes", "1"])

@@ -49,6 +49,10 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 GRAPH = {name: _imports(name, path, set(_modules())) for name, path in _modules().items()}
+# The one deliberate back-edge: vjepa_ac.checkpoint.load_encoder (the documented entry point for encoders) is a
+# facade over vjepa_ac.formats, which itself reads files with vjepa_ac.checkpoint's loaders; the facade imports
+# formats inside the function. Nothing else may close a cycle.
+FACADES = {("vjepa_ac.checkpoint", "vjepa_ac.formats")}
 
 
 @pytest.mark.parametrize("module", sorted(_modules()))
@@ -77,7 +81,7 @@ def test_no_import_cycles():
     def visit(node, stack):
         state[node] = "open"
         for dep in sorted(GRAPH.get(node, ())):
-            if dep.startswith(node + "."):  # a package importing its own submodules (__init__ re-exports)
+            if dep.startswith(node + ".") or (node, dep) in FACADES:  # __init__ re-exports; the facade above
                 continue
             if state.get(dep) == "open":
                 cycles.append(stack[stack.index(dep):] + [dep])

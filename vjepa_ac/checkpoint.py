@@ -76,12 +76,16 @@ def _read(path_or_state_dict, key: str | None) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def load_pretrained(model: nn.Module, path_or_state_dict, key: str | None = None) -> nn.Module:
+def load_pretrained(
+    model: nn.Module, path_or_state_dict, key: str | None = None, *, assign: bool = False
+) -> nn.Module:
     """Load an official-layout checkpoint into ``model`` strictly.
 
     path_or_state_dict: a file written by ``torch.save`` (read with ``weights_only=True``), a full
     checkpoint dict, or a state dict. key: the entry to use (``encoder``, ``target_encoder``,
     ``predictor``); ``None`` means the object itself is the state dict.
+    assign: adopt the checkpoint's tensors instead of copying into the model's (floating ones cast to
+    the model's dtype), so a model built on the ``meta`` device costs no memory before loading.
     Raises ``RuntimeError`` listing missing keys, unexpected keys and shape mismatches.
     Returns ``model``.
     """
@@ -115,7 +119,9 @@ def load_pretrained(model: nn.Module, path_or_state_dict, key: str | None = None
                 )
                 parts.append(f"{len(items)} {title}: {shown}")
         raise RuntimeError("\n  ".join(parts))
-    model.load_state_dict(state, strict=True)
+    if assign:
+        state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)
     return model
 
 
@@ -161,14 +167,14 @@ class CheckpointError(ValueError, KeyError):
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str = "a checkpoint",
-                    required: tuple[str, ...] = ()) -> dict:
+                    required: tuple[str, ...] = (), *, mmap: bool = False, any_object: bool = False):
     """Read a checkpoint dict written with ``torch.save``, safely; the one loader every module uses.
 
     Loads with ``weights_only=True``: tensors, numbers, strings and plain containers only, so a file cannot
     run code. Whatever goes wrong is one ``CheckpointError`` line naming the file and what was ``expected``:
     a missing, empty, truncated or non-torch file, a pickle that safe loading refuses (Python objects), a
-    file that is not a dict, or a dict without the ``required`` keys. (``FileNotFoundError`` for a missing
-    file.)
+    file that is not a dict (unless ``any_object``), or a dict without the ``required`` keys.
+    (``FileNotFoundError`` for a missing file.) ``mmap`` memory-maps zip-format files (nothing read until used).
     """
     path = Path(path)
     if not path.is_file():
@@ -176,7 +182,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str =
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file, not {expected}")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         if "weights only load failed" in str(e).lower():
             raise CheckpointError(f"{path}: not a plain checkpoint (it holds Python objects, which safe loading "
@@ -187,6 +193,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str =
         reason = str(e).split(". ")[0].splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path}: not a readable torch.save file (truncated or another format: "
                               f"{reason}); expected {expected}") from None
+    if any_object:
+        return obj
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, expected {expected} (a dict)")
     missing = [k for k in required if k not in obj]
@@ -239,3 +247,16 @@ def _pid_running(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def load_encoder(source, *, arch=None, arch_config=None, key=None, device="cpu"):
+    """Eval-mode encoder (normalised video ``[B, C, T, H, W]`` in) from any supported checkpoint or folder.
+
+    Official V-JEPA 2 / 2.1 / 2-AC files, this project's checkpoints, bare state dicts and Hugging Face
+    V-JEPA 2 folders; the format found is logged. See ``vjepa_ac.formats`` for the formats, the
+    ``arch`` / ``arch_config`` rules and ``load_encoder_with_info`` (which also returns what was found).
+    """
+    # Imported here: formats builds models and reads the hub's presets, which themselves use this module.
+    from vjepa_ac.formats import load_encoder as load
+
+    return load(source, arch=arch, arch_config=arch_config, key=key, device=device)

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,11 +40,16 @@ from torch import nn
 
 from droid_data.conventions import integrate_actions
 from droid_data.video import center_crop_resize
+from vjepa_ac.models.specs import build_encoder, build_predictor, encoder_spec_from_pretrain_config
+
+__all__ = [  # networks from specs live in vjepa_ac.models.specs; the runtime is where users find them
+    "IMAGENET_MEAN", "IMAGENET_STD", "VJEPAWorldModel", "build_encoder", "build_predictor", "encode",
+    "encoder_spec_from_pretrain_config", "imagenet_normalize", "load_ac_checkpoint", "load_pretrain_encoder",
+    "normalize_images", "normalize_latents", "preprocess", "rollout",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-AC_CHECKPOINT_KEYS = ("encoder", "predictor", "config")
-AC_CONFIG_KEYS = ("encoder", "predictor", "normalize_reps", "img_size", "tubelet_size")
 
 # ----------------------------------------------------------------------------------------------------------
 # preprocessing (written once)
@@ -117,70 +120,18 @@ def rollout(predictor: nn.Module, h0: torch.Tensor, state0: torch.Tensor, action
 
 
 # ----------------------------------------------------------------------------------------------------------
-# networks from specs (the plain dicts stored in checkpoints)
+# networks from checkpoints (specs -> networks: vjepa_ac.models.specs)
 
 
-def encoder_spec_from_pretrain_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The encoder spec of a ``scripts/pretrain.py`` config dict (its ``model`` and ``data`` sections).
+def load_ac_checkpoint(path: str | os.PathLike, map_location="cpu", *, arch: str | None = None,
+                       arch_config: str | os.PathLike | None = None) -> tuple[nn.Module, nn.Module, dict]:
+    """``(encoder, predictor, runtime config)`` of an AC checkpoint in eval mode: this project's (the ``config``
+    entry: specs, ``normalize_reps``, ``img_size``, ``tubelet_size``, ``crop_aspect``, ...) or an official
+    V-JEPA 2-AC file (architecture from ``arch`` / ``arch_config`` or the release; docs/checkpoints.md)."""
+    from vjepa_ac.formats import load_ac_model
 
-    ``model.name`` is a factory of ``vjepa_ac.models`` or ``custom`` (width / depth / heads from the config).
-    """
-    model, data = config["model"], config["data"]
-    kwargs = {"img_size": data["crop_size"], "patch_size": model["patch_size"],
-              "num_frames": data["frames_per_clip"], "tubelet_size": model["tubelet_size"],
-              "use_rope": model["use_rope"], "use_activation_checkpointing": model["use_activation_checkpointing"]}
-    if model["name"] == "custom":
-        kwargs.update(embed_dim=model["embed_dim"], depth=model["depth"], num_heads=model["num_heads"],
-                      mlp_ratio=model["mlp_ratio"])
-    return {"name": model["name"], "kwargs": kwargs}
-
-
-def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
-    """Encoder from a spec ``{"name": ..., "kwargs": {...}}``.
-
-    name: a factory or class of ``vjepa_ac.models`` (``vit_tiny`` ... ``vit_giant_xformers``,
-    ``VisionTransformer``); ``custom``: a ``VisionTransformer`` with the factories' settings (qkv bias,
-    LayerNorm eps 1e-6) and the given width / depth / heads; ``pretrain_config`` (AC checkpoints written
-    before the runtime existed): kwargs is a whole pretraining config.
-    """
-    from vjepa_ac import models
-
-    name, kwargs = spec["name"], dict(spec["kwargs"])
-    if name == "pretrain_config":
-        return build_encoder(encoder_spec_from_pretrain_config(kwargs))
-    if name == "custom":
-        return models.VisionTransformer(qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), **kwargs)
-    factory = getattr(models, name, None)
-    if factory is None or not (name.startswith("vit_") or name == "VisionTransformer"):
-        raise ValueError(f"encoder name {name!r}: not a factory in vjepa_ac.models "
-                         f"(expected e.g. vit_tiny, vit_large, vit_giant_xformers, VisionTransformer or custom)")
-    return factory(**kwargs)
-
-
-def build_predictor(spec: Mapping[str, Any]) -> nn.Module:
-    """Action-conditioned predictor from ``vit_ac_predictor`` keyword arguments (official names)."""
-    from vjepa_ac.models import vit_ac_predictor
-
-    return vit_ac_predictor(**spec)
-
-
-def load_ac_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Module, nn.Module, dict]:
-    """Rebuild ``(encoder, predictor, config)`` from an AC-training checkpoint (eval mode, frozen encoder)."""
-    from vjepa_ac.checkpoint import CheckpointError, load_checkpoint
-
-    ckpt = load_checkpoint(path, map_location=map_location, expected="an AC-training checkpoint",
-                           required=AC_CHECKPOINT_KEYS)
-    config = ckpt["config"]
-    missing = [k for k in AC_CONFIG_KEYS if not isinstance(config, dict) or k not in config]
-    if missing:
-        raise CheckpointError(f"{path}: config: expected the AC-training keys {list(AC_CONFIG_KEYS)}, missing "
-                              f"{missing} (a scripts/pretrain.py checkpoint is an encoder: pass it as "
-                              f"--model.encoder_checkpoint to train-ac)")
-    encoder = build_encoder(config["encoder"])
-    encoder.load_state_dict(ckpt["encoder"])
-    predictor = build_predictor(config["predictor"])
-    predictor.load_state_dict(ckpt["predictor"])
-    return encoder.eval().requires_grad_(False), predictor.eval(), config
+    encoder, predictor, info = load_ac_model(path, arch=arch, arch_config=arch_config, device=map_location)
+    return encoder.requires_grad_(False), predictor, info.runtime
 
 
 def load_pretrain_encoder(path: str | os.PathLike, key: str = "target_encoder",
@@ -226,12 +177,18 @@ class VJEPAWorldModel:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
-                        crop_aspect: float | None = None, amp_dtype: torch.dtype | None = None) -> VJEPAWorldModel:
-        """Load an AC-training checkpoint (keys ``encoder``, ``predictor``, ``config``; see docs/ac_training.md).
+                        crop_aspect: float | None = None, amp_dtype: torch.dtype | None = None, *,
+                        arch: str | None = None, arch_config: str | os.PathLike | None = None) -> VJEPAWorldModel:
+        """Load an AC checkpoint: this project's (keys ``encoder``, ``predictor``, ``config``; docs/ac_training.md)
+        or an official V-JEPA 2-AC file, whose architecture is the released one or comes from ``arch`` /
+        ``arch_config`` (``load_ac_checkpoint``, docs/checkpoints.md).
 
         Frames are cropped to the aspect the predictor was trained on unless `crop_aspect` overrides it.
         """
-        encoder, predictor, config = load_ac_checkpoint(path, map_location=device)
+        encoder, predictor, config = load_ac_checkpoint(path, map_location=device, arch=arch, arch_config=arch_config)
+        for key in ("normalize_reps", "img_size", "tubelet_size"):
+            if key not in config:
+                raise KeyError(f"{path}: checkpoint config lacks {key!r}; has {sorted(config)}")
         return cls(encoder.to(device), predictor.to(device), normalize_reps=bool(config["normalize_reps"]),
                    img_size=int(config["img_size"]), tubelet_size=int(config["tubelet_size"]),
                    crop_aspect=float(config.get("crop_aspect", 1.0) if crop_aspect is None else crop_aspect),

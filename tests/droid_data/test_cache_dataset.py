@@ -133,7 +133,7 @@ def test_cli_convert(tmp_path, episodes, capsys):
     )
     assert "3 episodes" in capsys.readouterr().out
     assert zarr.open_group(str(tmp_path / "c"), mode="r")["frames/ext1"].shape[1:] == (8, 12, 3)
-    assert main(["convert", str(root), str(tmp_path / "c"), "--quiet"]) == 1  # exists, no --overwrite
+    assert main(["convert", str(root), str(tmp_path / "c"), "--quiet"]) == 2  # exists, no --overwrite: usage
 
 
 def test_raw_dataset_matches_cached_dataset(tmp_path, episodes):

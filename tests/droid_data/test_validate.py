@@ -1,4 +1,4 @@
-"""Each of the seven corruption kinds is reported by name, file and reason; the CLI exits non-zero."""
+"""Each DROID corruption kind is reported by name, file and reason; the CLI exits non-zero."""
 
 import os
 import pathlib
@@ -76,8 +76,8 @@ CORRUPTIONS = {
 }
 
 
-def test_every_kind_is_covered():
-    assert set(CORRUPTIONS) == set(CORRUPTION_KINDS)
+def test_every_droid_kind_is_covered():  # the LeRobot-only kinds are covered in test_lerobot.py
+    assert set(CORRUPTIONS) == set(CORRUPTION_KINDS) - {"unreadable_parquet", "undecodable_image"}
 
 
 @pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
@@ -143,3 +143,58 @@ def test_cli_exit_codes(tmp_path, write_tiny_episode, capsys):
 def test_cli_with_no_episodes_exits_2(tmp_path, capsys):
     assert main(["validate", str(tmp_path), "--quiet"]) == 2
     assert "no episodes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["convert", "ROOT", "OUT", "--size", "0"],
+        ["convert", "ROOT", "OUT", "--size", "8", "8", "8"],
+        ["convert", "ROOT", "OUT", "--crop-aspect", "nan"],
+        ["convert", "ROOT", "OUT", "--chunk-frames", "-1"],
+        ["validate"],
+    ],
+)
+def test_cli_usage_errors_exit_2(tmp_path, argv, capsys):
+    argv = [str(tmp_path / a) if a in ("ROOT", "OUT") else a for a in argv]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_cli_binary_root_file_is_a_one_line_usage_error(tmp_path, capsys):
+    (tmp_path / "episodes.bin").write_bytes(bytes(range(256)))
+    assert main(["validate", str(tmp_path / "episodes.bin"), "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"error: {tmp_path / 'episodes.bin'}: expected an episode root folder or a text index"
+    )
+
+
+def test_cli_unexpected_errors_are_one_line_unless_debug(tmp_path, monkeypatch, capsys):
+    import droid_data.__main__ as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something\nunforeseen")
+
+    monkeypatch.setattr(cli, "validate_episodes", broken)
+    monkeypatch.delenv("VJEPA_AC_DEBUG", raising=False)
+    assert main(["validate", str(tmp_path), "--quiet"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == "error: RuntimeError: something unforeseen (rerun with --debug for the traceback)"
+    with pytest.raises(RuntimeError, match="unforeseen"):
+        main(["validate", str(tmp_path), "--quiet", "--debug"])
+    monkeypatch.setenv("VJEPA_AC_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="unforeseen"):
+        main(["validate", str(tmp_path), "--quiet"])
+
+
+def test_problems_and_errors_are_one_line():  # library messages (e.g. pyarrow's thrift errors) end in newlines
+    from droid_data.validate import Problem
+
+    error = droid_data.EpisodeError(
+        "ep", "unreadable_parquet", "f.parquet", "Couldn't deserialize thrift:\n eof\n"
+    )
+    assert str(error) == "unreadable_parquet: f.parquet: Couldn't deserialize thrift: eof"
+    assert str(Problem("ep", "truncated_mp4", "a.mp4", "x\ny")) == "ep: truncated_mp4: a.mp4: x y"

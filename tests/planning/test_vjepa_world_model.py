@@ -10,6 +10,7 @@ from planning import official_cem
 from planning.cem import CEMConfig, CEMPlanner
 from planning.world_model import WorldModel
 from vjepa_ac import ac_train, runtime
+from vjepa_ac.formats import CheckpointFormatError
 from vjepa_ac.runtime import VJEPAWorldModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,10 +109,15 @@ def test_cem_plans_with_the_vjepa_world_model(wm):
     assert result.actions.shape == (2, 7) and torch.isfinite(result.energies).all()
 
 
-def test_missing_checkpoint_keys_are_reported(tmp_path):
+def test_unusable_checkpoints_are_reported(tmp_path, checkpoint):
     path = tmp_path / "bad.pt"
     torch.save({"encoder": {}}, path)
-    with pytest.raises(KeyError, match="missing keys"):
+    with pytest.raises(CheckpointFormatError, match=r"bad.pt: found entries \['encoder'\], expected an official"):
+        VJEPAWorldModel.from_checkpoint(path)
+    ckpt = torch.load(checkpoint, weights_only=True)
+    del ckpt["predictor"]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointFormatError, match=r"bad.pt: no state dict under 'predictor'"):
         VJEPAWorldModel.from_checkpoint(path)
 
 

@@ -25,7 +25,11 @@ from vjepa_ac.cli import ArgumentParser, UsageError, run_cli
 
 def parse_args(argv=None):
     p = ArgumentParser(prog="vjepa-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="AC-training checkpoint (keys encoder, predictor, config)")
+    p.add_argument("--checkpoint", help="AC checkpoint: this project's or an official V-JEPA 2-AC file "
+                                        "(docs/checkpoints.md)")
+    p.add_argument("--arch", help="architecture of an official AC file: a released model (vjepa2-ac-vitg)")
+    p.add_argument("--arch-config", help="architecture of an official AC file: YAML/JSON of the official "
+                                         "constructor kwargs, sections encoder and predictor")
     p.add_argument("--world-model", choices=["vjepa", "oracle"], default="vjepa",
                    help="vjepa: the checkpoint's encoder + predictor; oracle: true EE positions (ORACLE mode)")
     p.add_argument("--task", default="FrankaReach-v0", help="gymnasium id registered by `import envs`")
@@ -112,13 +116,15 @@ def _main(argv: list[str]) -> int:
             raise UsageError("--checkpoint: required with --world-model vjepa (or use --world-model oracle)")
         from vjepa_ac.runtime import VJEPAWorldModel
 
-        world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device,
+        world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device, arch=args.arch,
+                                                      arch_config=args.arch_config,
                                                       crop_aspect=args.crop_aspect,
                                                       amp_dtype=torch.bfloat16 if args.bf16 else None)
         oracle = False
     mpc = MPC(world_model, planner_from_flags(args), execute=args.execute, oracle=oracle, device=args.device)
     options = args.env_options
     metadata = {"task": args.task, "world_model": args.world_model, "checkpoint": args.checkpoint,
+                "arch": args.arch, "arch_config": args.arch_config,
                 "env_options": options, "torch_threads": torch.get_num_threads()}
     report = evaluate(lambda: gym.make(args.task, **options), mpc, args.episodes, args.seed, args.out,
                       videos=args.videos, video_format=args.video_format, max_steps=args.max_steps,

@@ -1,6 +1,7 @@
 """V-JEPA 2 networks with the official class names, options and state-dict keys.
 
 - ``VisionTransformer`` (encoder) and its factories ``vit_tiny`` ... ``vit_gigantic_xformers`` (+ ``*_rope``)
+- ``VisionTransformer21`` (V-JEPA 2.1 encoder) and ``vit_2_1(name)`` for its official sizes
 - ``VisionTransformerPredictor`` / ``vit_predictor`` (pretraining predictor)
 - ``VisionTransformerPredictorAC`` / ``vit_ac_predictor`` (action-conditioned predictor) with
   incremental inference: ``new_cache()``, ``forward_next(...)`` and ``FrameKVCache``
@@ -33,12 +34,15 @@ from .vision_transformer import (
     vit_tiny,
     vit_tiny_rope,
 )
+from .vision_transformer_2_1 import ARCHITECTURES_2_1, VisionTransformer21, vit_2_1
 
 __all__ = [
+    "ARCHITECTURES_2_1",
     "VIT_EMBED_DIMS",
     "FrameKVCache",
     "PatchEmbed",
     "VisionTransformer",
+    "VisionTransformer21",
     "VisionTransformerPredictor",
     "VisionTransformerPredictorAC",
     "apply_masks",
@@ -46,6 +50,7 @@ __all__ = [
     "block_causal_mask",
     "rope_table",
     "split_token_ids",
+    "vit_2_1",
     "vit_ac_predictor",
     "vit_base",
     "vit_base_rope",

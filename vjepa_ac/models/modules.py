@@ -99,29 +99,32 @@ def rope_axis_dims(head_dim: int) -> int:
     return 2 * ((head_dim // 3) // 2)
 
 
-def _rope_angles(pos: torch.Tensor, dim: int) -> torch.Tensor:
+def _rope_angles(pos: torch.Tensor, dim: int, interleaved: bool = False) -> torch.Tensor:
     """Angles ``[..., dim]`` for positions ``[...]``.
 
-    The half-length frequency list is *tiled* (``[w0..wk, w0..wk]``), not interleaved, so both halves of a
-    rotated pair generally use different frequencies. That is the official behaviour (upstream PR #15)
-    and the released weights depend on it.
+    V-JEPA 2 *tiles* the half-length frequency list (``[w0..wk, w0..wk]``), so both halves of a rotated
+    pair generally use different frequencies. That is the official behaviour (upstream PR #15) and the
+    released V-JEPA 2 weights depend on it. V-JEPA 2.1 fixed it: ``interleaved`` gives both elements of
+    pair i the frequency w_i (``[w0, w0, w1, w1, ...]``), the textbook rotation its weights were trained with.
     """
     omega = torch.arange(dim // 2, dtype=torch.float32, device=pos.device) / (dim / 2.0)
     omega = 1.0 / 10000**omega
     angles = pos.to(torch.float32).unsqueeze(-1) * omega
+    if interleaved:
+        return angles.repeat_interleave(2, dim=-1)
     return torch.cat([angles, angles], dim=-1)
 
 
-def rope_table(t: torch.Tensor, h: torch.Tensor, w: torch.Tensor, head_dim: int):
+def rope_table(t: torch.Tensor, h: torch.Tensor, w: torch.Tensor, head_dim: int, interleaved: bool = False):
     """cos/sin tables ``[..., N, head_dim]`` for per-token positions along time, height and width.
 
     Angles are computed in float32 (upstream uses the dtype of q, i.e. bf16 under autocast) and cast to
     the query dtype when applied. Unrotated trailing dims get angle 0 (cos 1, sin 0), which leaves them
     bit-exactly unchanged. Batched positions ``[B, N]`` give tables shaped ``[B, 1, N, head_dim]`` so they
-    broadcast over heads.
+    broadcast over heads. ``interleaved``: V-JEPA 2.1's frequency layout (see ``_rope_angles``).
     """
     s = rope_axis_dims(head_dim)
-    parts = [_rope_angles(p, s) for p in (t, h, w)] if s > 0 else []
+    parts = [_rope_angles(p, s, interleaved) for p in (t, h, w)] if s > 0 else []
     rest = head_dim - 3 * s
     if rest:
         parts.append(t.new_zeros((*t.shape, rest), dtype=torch.float32))

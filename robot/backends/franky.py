@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from envs.controllers import FrankaController, StepResult, as_action
+from robot.interface import FrankaController, StepResult, as_action
 
 log = logging.getLogger("franky_backend")
 
@@ -43,7 +43,7 @@ class FrankyController(FrankaController):
     """A real Franka through franky.
 
     robot_ip: the FCI address of the control box. cameras: observation key ("rgb", "wrist_rgb", ...) ->
-    callable returning the latest uint8 [H, W, 3] RGB frame (e.g. envs.cameras.PyAVCamera); "rgb" is the
+    callable returning the latest uint8 [H, W, 3] RGB frame (e.g. robot.cameras.PyAVCamera); "rgb" is the
     exterior camera the world model sees. relative_dynamics_factor: fraction of the arm's velocity,
     acceleration and jerk limits franky may use (start low). gripper_grasp_above: closedness targets at or
     above it become a force-controlled grasp (holds objects), lower ones a width move. control_period_s: how
@@ -133,6 +133,17 @@ class FrankyController(FrankaController):
         if not self.robot.join_motion(timeout=self.motion_join_timeout_s):
             self.robot.stop()  # libfranka's hard stop if the stop motion did not finish in time
             raise RuntimeError(f"the arm did not stop within {self.motion_join_timeout_s} s; sent libfranka stop()")
+
+    def is_moving(self) -> bool:
+        return bool(self.robot.is_in_control)  # franky's control loop runs exactly while a motion does
+
+    def home_state(self) -> np.ndarray:
+        """Forward kinematics of the home joints (libfranka's model, with the end effector set in Desk)."""
+        state = self.robot.state
+        pose = self.robot.model.pose(self.franky.Frame.EndEffector, np.asarray(self.home_joints), state.F_T_EE,
+                                     state.EE_T_K)
+        rotation = Rotation.from_quat(np.asarray(pose.quaternion))
+        return np.concatenate([np.asarray(pose.translation, dtype=np.float64), rotation.as_euler("xyz"), [0.0]])
 
     def home(self) -> dict:
         """Recover from errors, move to the home joints (blocking) and open the gripper."""

@@ -25,6 +25,12 @@ def make_franky(calls, pose, width=0.08):
     franky.CartesianMotion = lambda target, reference: ("cartesian", target, reference)
     franky.CartesianStopMotion = lambda: ("cartesian_stop",)
     franky.JointMotion = lambda joints: ("joint", list(joints))
+    franky.Frame = types.SimpleNamespace(EndEffector="end_effector", Flange="flange")
+
+    class Model:
+        def pose(self, frame, q, F_T_EE, EE_T_K):
+            calls.append(("model_pose", frame, list(q), F_T_EE, EE_T_K))
+            return Affine([0.31, 0.0, 0.49], Rotation.from_euler("xyz", [np.pi, 0.0, 0.0]).as_quat())
 
     class Robot:
         def __init__(self, ip):
@@ -33,6 +39,9 @@ def make_franky(calls, pose, width=0.08):
             self.current_cartesian_state = types.SimpleNamespace(
                 pose=types.SimpleNamespace(end_effector_pose=pose))
             self.current_joint_state = types.SimpleNamespace(position=np.arange(7.0))
+            self.state = types.SimpleNamespace(F_T_EE="flange_to_ee", EE_T_K="ee_to_k")
+            self.model = Model()
+            self.is_in_control = False
 
         def recover_from_errors(self):
             calls.append(("recover",))
@@ -72,7 +81,7 @@ def robot(monkeypatch):
     rotation = Rotation.from_euler("xyz", [np.pi - 0.2, 0.1, 0.4])
     pose = Affine([0.45, -0.1, 0.3], rotation.as_quat())
     monkeypatch.setitem(sys.modules, "franky", make_franky(calls, pose, width=0.06))
-    from envs.franky_backend import FrankyController
+    from robot.backends.franky import FrankyController
 
     return FrankyController("172.16.0.2", relative_dynamics_factor=0.1), calls
 
@@ -116,9 +125,22 @@ def test_home_recovers_then_moves_and_opens(robot):
     assert calls[0][1] == ("cartesian_stop",) and calls[1][0] == "join"
 
 
+def test_home_state_and_motion_flag_for_the_server(robot):
+    controller, calls = robot
+    home = controller.home_state()  # forward kinematics of the home joints with the EE configured on the robot
+    _, frame, q, f_t_ee, ee_t_k = next(c for c in calls if c[0] == "model_pose")
+    assert frame == "end_effector" and (f_t_ee, ee_t_k) == ("flange_to_ee", "ee_to_k")
+    np.testing.assert_allclose(q, controller.home_joints)
+    np.testing.assert_allclose(home[:3], [0.31, 0.0, 0.49])
+    assert Rotation.from_euler("xyz", home[3:6]).magnitude() == pytest.approx(np.pi) and home[6] == 0.0
+    assert controller.is_moving() is False
+    controller.robot.is_in_control = True  # an asynchronous motion still running
+    assert controller.is_moving() is True
+
+
 def test_missing_franky_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "franky", None)  # import franky -> ImportError
-    from envs.franky_backend import FrankyController
+    from robot.backends.franky import FrankyController
 
     with pytest.raises(ImportError, match="franky-control"):
         FrankyController("172.16.0.2")

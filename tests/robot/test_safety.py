@@ -1,4 +1,4 @@
-"""Unit tests of the pure safety layer (envs.safety)."""
+"""Unit tests of the pure safety layer (robot.safety)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from droid_data.conventions import integrate_actions
-from envs.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
+from robot.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
 
 LIMITS = SafetyLimits()
 STATE = np.array([0.5, 0.0, 0.4, np.pi - 0.1, 0.05, -0.2, 0.3])
@@ -111,6 +111,9 @@ def test_invalid_inputs_and_limits_raise():
         SafetyLimits(max_translation=-0.1)
     with pytest.raises(ValueError, match="gripper"):
         SafetyLimits(gripper_min=0.6, gripper_max=0.5)
+    for factor in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="home_speed_factor"):
+            SafetyLimits(home_speed_factor=factor)
 
 
 def test_rate_limiter_and_watchdog():
@@ -141,8 +144,9 @@ def test_limits_from_yaml_and_flag_overrides(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     args = module.parse_args(["--backend", "sim", "--limits", str(tmp_path / "cell.yaml"), "--max-translation",
-                              "0.01", "--gripper-range", "0.1", "0.9"])
+                              "0.01", "--gripper-range", "0.1", "0.9", "--home-speed-factor", "0.25"])
     merged = module.build_limits(args)
     assert merged.max_translation == 0.01 and merged.watchdog_ms == 250  # flag beats file, file beats default
+    assert merged.home_speed_factor == 0.25
     assert (merged.gripper_min, merged.gripper_max) == (0.1, 0.9) and merged.workspace_low == (0.3, -0.2, 0.1)
     assert module.build_limits(module.parse_args(["--backend", "sim"])) == SafetyLimits()

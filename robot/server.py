@@ -1,13 +1,15 @@
 """Robot-side server: exposes one `FrankaController` over ZeroMQ (REP socket, msgpack) behind a safety layer.
 
-Every request is decoded and validated by `envs.protocol` and every motion is limited by `envs.safety`
+Every request is decoded and validated by `robot.protocol` and every motion is limited by `robot.safety`
 before the controller sees it; the reply tells the client what was executed. Nothing a client sends can
 crash the loop: protocol errors are answered with an error, backend failures stop the arm and are answered
-with `robot_error`. A watchdog stops the arm when motion commands stop arriving.
+with `robot_error`. A watchdog stops the arm when motion commands stop arriving. `home` is a motion command
+like the others: rate-limited, refused while a motion runs, and walked in limited steps inside the box.
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -15,10 +17,19 @@ from collections import Counter
 import numpy as np
 import zmq
 
-from envs import protocol
-from envs.controllers import FrankaController
-from envs.protocol import ProtocolError, Request
-from envs.safety import RateLimiter, SafetyLimits, Watchdog, limit_gripper, limit_step
+from robot import protocol
+from robot.interface import FrankaController
+from robot.protocol import ProtocolError, Request
+from robot.safety import (
+    HOME_TOLERANCE,
+    RateLimiter,
+    SafetyLimits,
+    Watchdog,
+    distance_to,
+    limit_gripper,
+    limit_home_step,
+    limit_step,
+)
 
 log = logging.getLogger("franka_server")
 
@@ -37,6 +48,19 @@ class FrankaServer:
         self.holding = True  # nothing commanded yet
         # Replies by outcome ("ok" or an error code), executed steps, limits that acted, watchdog trips.
         self.counts: Counter[str] = Counter()
+        self.home_state = self._checked_home(controller.home_state(), self.limits)  # where `home` walks to
+
+    @staticmethod
+    def _checked_home(home, limits: SafetyLimits) -> np.ndarray:
+        """The backend's home state, which must lie inside the workspace box: `home` walks there."""
+        home = np.asarray(home, dtype=np.float64)
+        if home.shape != (7,) or not np.all(np.isfinite(home)):
+            raise ValueError(f"backend home_state: expected 7 finite numbers, got {home.tolist()}")
+        if np.any(home[:3] < limits.workspace_low) or np.any(home[:3] > limits.workspace_high):
+            raise ValueError(f"the backend's home pose {np.round(home[:3], 4).tolist()} m lies outside the workspace "
+                             f"box {list(limits.workspace_low)}..{list(limits.workspace_high)}; widen the box or "
+                             f"change the home joints")
+        return home
 
     # ---- request handling -------------------------------------------------------------------------------
     def handle(self, frames: list[bytes]) -> bytes:
@@ -82,18 +106,19 @@ class FrankaServer:
             self.watchdog.disarm()
             self.holding = True
             return {"obs": self._state_reply()}
-        if cmd == "home":
-            self.watchdog.disarm()
-            self.controller.home()
-            self.holding = True
-            return {"obs": self._state_reply()}
 
-        # Motion commands: rate limit, then limits, then the robot.
+        # Motion commands: refused while a motion runs (home only: steps pre-empt), rate limit, limits, robot.
+        if cmd == "home" and self.controller.is_moving():
+            raise ProtocolError(protocol.BUSY, "cmd 'home' while the arm is still moving; send 'stop' first",
+                                request.id)
         now = self.clock()
         if not self.rate.allow(now):
             raise ProtocolError(protocol.RATE_LIMITED,
                                 f"cmd '{cmd}' came {1000 * (now - self.rate.last):.1f} ms after the previous motion "
                                 f"command; the limit is {self.limits.max_rate_hz:g} Hz", request.id)
+        if cmd == "home":
+            steps = self._walk_home()
+            return {"obs": self._state_reply(), "steps": steps, "handled_s": self.clock() - now}
         if cmd == "step":
             state = self._checked_observation(self.controller.observe(images=False))["state"]
             safe = limit_step(state, request.action, self.limits)
@@ -109,6 +134,36 @@ class FrankaServer:
             self._moving(now)
             return {"applied": position, "limited": list(limited), "handled_s": self.clock() - now}
         raise AssertionError(f"unhandled command {cmd!r}")  # decode_request admits only known commands
+
+    def _walk_home(self) -> int:
+        """Walk to the home pose in steps bounded by the safety limits, then let the backend finish there.
+
+        Returns the number of steps. The arm holds afterwards (watchdog disarmed), as after `stop`.
+        """
+        self.watchdog.disarm()
+        self.holding = True
+        state = self._checked_observation(self.controller.observe(images=False))["state"]
+        metres, radians = distance_to(state, self.home_state)
+        slow = self.limits.home_speed_factor
+        # Enough for the distance at the home speed, plus slack for a servo that lags a step behind.
+        budget = math.ceil(metres / (slow * self.limits.max_translation)) + math.ceil(
+            radians / (slow * self.limits.max_rotation)) + 10
+        steps = 0
+        while metres > HOME_TOLERANCE[0] or radians > HOME_TOLERANCE[1]:
+            if steps == budget:
+                raise RuntimeError(f"home: still {metres:.3f} m and {radians:.3f} rad from the home pose after "
+                                   f"{steps} steps; the arm is blocked or the backend's home_state is wrong")
+            self.controller.step(limit_home_step(state, self.home_state, self.limits).action)
+            steps += 1
+            state = self._checked_observation(self.controller.observe(images=False))["state"]
+            metres, radians = distance_to(state, self.home_state)
+        self.controller.home()
+        position, limited = limit_gripper(0.0, self.limits)  # home opens the gripper: as far as allowed
+        if limited:
+            self.controller.set_gripper(position)
+        self.counts["homes"] += 1
+        self.counts["home_steps"] += steps
+        return steps
 
     def _moving(self, now: float) -> None:
         self.watchdog.feed(now)

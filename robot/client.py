@@ -14,8 +14,8 @@ import time
 import numpy as np
 import zmq
 
-from envs import protocol
-from envs.controllers import FrankaController, StepResult, as_action
+from robot import protocol
+from robot.interface import FrankaController, StepResult, as_action
 
 
 class ServerUnavailable(ConnectionError):
@@ -23,7 +23,7 @@ class ServerUnavailable(ConnectionError):
 
 
 class CommandRefused(RuntimeError):
-    """The server answered with an error; `code` is one of the error codes of envs.protocol."""
+    """The server answered with an error; `code` is one of the error codes of robot.protocol."""
 
     def __init__(self, cmd: str, code: str, message: str):
         super().__init__(f"robot server refused '{cmd}' ({code}): {message}")
@@ -37,7 +37,7 @@ class FrankaClient(FrankaController):
 
     timeout_s: per request (observe, step, gripper, stop, ping); a real arm's step waits up to its control period
     (0.25 s by default) on the server, so keep it above that. home_timeout_s: for `home`, which blocks on the
-    server until the arm arrives. token: the server's shared secret (default: $FRANKA_SERVER_TOKEN).
+    server while it walks the arm home at the safe home speed (docs/deployment.md). token: the server's shared secret (default: $FRANKA_SERVER_TOKEN).
     """
 
     backend = "network"
@@ -55,13 +55,13 @@ class FrankaClient(FrankaController):
         self._context = zmq.Context()
         self._socket = None
         self.server_info: dict = {}
-        # Latest moment (client clock) at which the server can have time-stamped the previous step/gripper.
+        # Latest moment (client clock) at which the server can have time-stamped the previous motion command.
         self._last_motion = -float("inf")
         if connect:
             self.server_info = self.ping()
 
-    def _motion_request(self, cmd: str, **fields) -> dict:
-        """A motion command (step, gripper), sent no earlier than the server's command-rate limit admits it.
+    def _motion_request(self, cmd: str, timeout_s: float | None = None, **fields) -> dict:
+        """A motion command (step, gripper, home), sent no earlier than the server's command-rate limit admits it.
 
         The server refuses motion commands closer than 1 / max_rate_hz to the previous one, timed when it
         accepts each (it stays the enforcer); a fast planner should wait for its slot rather than be refused.
@@ -76,7 +76,7 @@ class FrankaClient(FrankaController):
                 time.sleep(wait)
         sent = time.monotonic()
         try:
-            reply = self.request(cmd, **fields)
+            reply = self.request(cmd, timeout_s=timeout_s, **fields)
         finally:  # refused or unanswered: the server may still have stamped it, so assume it did, just now
             self._last_motion = time.monotonic()
         handled = reply.get("handled_s")
@@ -139,7 +139,7 @@ class FrankaClient(FrankaController):
         return float(self._motion_request("gripper", position=float(position))["applied"])
 
     def home(self) -> dict:
-        return protocol.unpack_observation(self.request("home", timeout_s=self.home_timeout_s)["obs"])
+        return protocol.unpack_observation(self._motion_request("home", timeout_s=self.home_timeout_s)["obs"])
 
     def stop(self) -> None:
         self.request("stop")

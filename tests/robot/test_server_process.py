@@ -6,14 +6,14 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from deploy_fakes import fuzz_messages
-from deploy_serverproc import running_server
 from hypothesis import HealthCheck, given, settings
+from robot_fakes import fuzz_messages
+from robot_server_process import running_server
 from scipy.spatial.transform import Rotation
 
-from envs import protocol
 from envs.controller import ControllerConfig
-from envs.franka_client import CommandRefused, FrankaClient, ServerUnavailable
+from robot import protocol
+from robot.client import CommandRefused, FrankaClient, ServerUnavailable
 
 # A small box around the sim's home pose (EE near (0.36, 0, 0.39)) so that fuzzed steps hit its walls.
 BOX = ("--workspace-low", "0.30", "-0.08", "0.30", "--workspace-high", "0.45", "0.08", "0.45")
@@ -84,7 +84,7 @@ def test_fuzzed_messages_never_crash_or_exceed_limits(fuzz_server, message):
         raw.close(0)
     assert isinstance(reply, dict) and isinstance(reply["ok"], bool)
     after = client.observe(images=False)["state"]
-    if not (reply["ok"] and sent_cmd(message) == "home"):  # home is the server's own trusted joint motion
+    if not (reply["ok"] and sent_cmd(message) == "home"):  # home walks several limited steps (test_home.py)
         assert np.linalg.norm(after[:3] - before[:3]) <= MAX_T + TOL
         assert rotation_between(before, after) <= MAX_R + ROT_TOL
     assert np.all(after[:3] >= LOW - TOL) and np.all(after[:3] <= HIGH + TOL)
@@ -143,6 +143,23 @@ def test_watchdog_holds_a_silent_arm(guarded_server):
         np.testing.assert_allclose(client.observe(images=False)["state"], held, atol=1e-9)
         client.step([0.01, 0, 0, 0, 0, 0, 0])  # a fresh command resumes
         assert client.ping()["holding"] is False
+
+
+def test_a_burst_of_homes_is_rate_limited(guarded_server):
+    """Before, 20 `home` commands in 0.14 s were all accepted; now home shares the 10 Hz motion-command limit."""
+    with FrankaClient(guarded_server, token="s3cret", timeout_s=5.0) as client:
+        time.sleep(0.15)
+        outcomes = []
+        start = time.monotonic()
+        for _ in range(20):
+            try:
+                client.request("home", timeout_s=30.0)  # raw requests: no client-side pacing
+                outcomes.append("ok")
+            except CommandRefused as refused:
+                outcomes.append(refused.code)
+        elapsed = time.monotonic() - start
+    assert set(outcomes) <= {"ok", protocol.RATE_LIMITED}, outcomes
+    assert 1 <= outcomes.count("ok") <= 1 + elapsed * 10, (outcomes, elapsed)
 
 
 def test_token_and_rate_limit_over_the_wire(guarded_server):

@@ -1,13 +1,12 @@
 """FrankaClient paces motion commands to the server's rate limit, even when the server picks commands up late."""
-import threading
 import time
 
 import pytest
-from deploy_fakes import KinematicController
+from robot_fakes import KinematicController, serving
 
-from envs.franka_client import FrankaClient
-from envs.franka_server import FrankaServer
-from envs.safety import SafetyLimits
+from robot.client import FrankaClient
+from robot.safety import SafetyLimits
+from robot.server import FrankaServer
 
 
 class LateServer(FrankaServer):
@@ -29,20 +28,8 @@ class LateServer(FrankaServer):
 @pytest.fixture
 def late_server():
     server = LateServer(KinematicController(), SafetyLimits(max_rate_hz=10.0, watchdog_ms=5000.0), delay_s=0.06)
-    ready, stop = threading.Event(), threading.Event()
-    endpoints = []
-
-    def on_ready(endpoint):
-        endpoints.append(endpoint)
-        ready.set()
-
-    thread = threading.Thread(target=server.serve, args=("tcp://127.0.0.1:0", stop), kwargs={"on_ready": on_ready},
-                              daemon=True)
-    thread.start()
-    assert ready.wait(10), "server did not start"
-    yield server, endpoints[0]
-    stop.set()
-    thread.join(10)
+    with serving(server) as endpoint:
+        yield server, endpoint
 
 
 def test_late_pickup_does_not_get_the_next_command_refused(late_server):

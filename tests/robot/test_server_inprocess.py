@@ -2,35 +2,15 @@
 import msgpack
 import numpy as np
 import pytest
-from deploy_fakes import (  # tests/deploy is on sys.path (conftest)
-    HOME_STATE,
-    KinematicController,
-    hostile_requests,
-)
 from hypothesis import given, settings
+from robot_fakes import (  # tests/robot is on sys.path (conftest)
+    HOME_STATE,
+    call,
+    hostile_requests,
+    make_server,
+)
 
-from envs import protocol
-from envs.franka_server import FrankaServer
-from envs.safety import SafetyLimits
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def make_server(token=None, **limits):
-    robot = KinematicController()
-    clock = FakeClock()
-    return FrankaServer(robot, SafetyLimits(**limits), token=token, clock=clock), robot, clock
-
-
-def call(server, cmd=None, raw=None, **fields):
-    frames = [raw] if raw is not None else [protocol.encode_request(cmd, 7, **fields)]
-    return protocol.decode_reply(server.handle(frames))
+from robot import protocol
 
 
 def test_ping_observe_step_roundtrip():
@@ -120,9 +100,9 @@ def test_watchdog_stops_a_silent_client():
     assert not server.check_watchdog()  # nothing commanded: nothing to stop
     call(server, "step", action=[0.01] + [0] * 6)
     clock.now = 0.15
-    assert not server.check_watchdog() and robot.moving
+    assert not server.check_watchdog() and robot.commanded
     clock.now = 0.25
-    assert server.check_watchdog() and robot.stops == 1 and not robot.moving
+    assert server.check_watchdog() and robot.stops == 1 and not robot.commanded
     assert call(server, "ping")["holding"] is True
     clock.now = 5.0
     assert not server.check_watchdog() and robot.stops == 1  # trips once per silence
@@ -145,6 +125,7 @@ def test_gripper_home_stop():
     assert robot.gripper_commands == [0.7]
     clock.now = 1.0
     call(server, "step", action=[0.05] + [0] * 6)
+    clock.now = 2.0  # home is a motion command: rate-limited like the step before it
     np.testing.assert_allclose(call(server, "home")["obs"]["state"], HOME_STATE)
     assert call(server, "stop")["ok"] and robot.stops == 1
 

@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from deploy_serverproc import running_server
 from PIL import Image
+from robot_server_process import running_server
 
 import envs  # noqa: F401  registers the tasks
 from droid_data import read_episode
-from envs.franka_client import FrankaClient
+from robot.client import FrankaClient
 from vjepa_ac import ac_train, runtime
 
 DEPLOY = Path(__file__).resolve().parents[2] / "scripts" / "deploy.py"

@@ -3,7 +3,7 @@ import av
 import numpy as np
 import pytest
 
-from envs.cameras import PyAVCamera
+from robot.cameras import PyAVCamera
 
 
 def write_video(path, frames):

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from envs.controllers import RecordingController, SimController
+from robot.backends.sim import SimController
+from robot.recording import RecordingController
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,22 @@
 """Robot-side safety limits: pure functions plus two tiny time-driven state machines, no I/O.
 
-The server (envs.franka_server) passes every motion command through these before the robot sees it:
+The server (robot.server) passes every motion command through these before the robot sees it:
 
 - per-step motion: translation norm <= max_translation (m), rotation angle <= max_rotation (rad); larger
   steps are scaled down along their own direction (DROID clamps the same way: 0.075 m / 0.15 rad at 15 Hz);
 - workspace box: the commanded end-effector position is clipped into [workspace_low, workspace_high]; an arm
   that is already outside the box can only be commanded back towards it;
 - gripper range: gripper targets are clipped into [gripper_min, gripper_max];
-- command rate: motion commands closer than 1 / max_rate_hz to the previous accepted one are refused;
-- watchdog: when no motion command arrived for watchdog_ms, the server stops the arm (hold position).
+- command rate: motion commands (step, gripper, home) closer than 1 / max_rate_hz to the previous accepted one
+  are refused;
+- watchdog: when no motion command arrived for watchdog_ms, the server stops the arm (hold position);
+- home: the server walks to the home pose in steps made by `limit_home_step` (the limits above, at
+  home_speed_factor of the per-step motion), so the way home stays inside the box and under the speed limits;
+  only once within HOME_TOLERANCE of the home pose does the backend finish the move on its own.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,6 +37,7 @@ class SafetyLimits:
     gripper_max: float = 1.0
     max_rate_hz: float = 20.0  # motion commands per second (15 Hz policies plus jitter headroom)
     watchdog_ms: float = 500.0  # no motion command for this long -> hold position
+    home_speed_factor: float = 0.5  # `home` walks at this fraction of max_translation / max_rotation per step
 
     def __post_init__(self):
         low, high = np.asarray(self.workspace_low, float), np.asarray(self.workspace_high, float)
@@ -47,6 +53,8 @@ class SafetyLimits:
         if self.max_translation > 1.0 or self.max_rotation > np.pi:
             raise ValueError(f"SafetyLimits: max_translation must be <= 1 m and max_rotation <= pi rad, got "
                              f"{self.max_translation} and {self.max_rotation}")
+        if not (np.isfinite(self.home_speed_factor) and 0.0 < self.home_speed_factor <= 1.0):
+            raise ValueError(f"SafetyLimits.home_speed_factor: expected a number in (0, 1], got {self.home_speed_factor!r}")
         if not 0.0 <= self.gripper_min <= self.gripper_max <= 1.0:
             raise ValueError(f"SafetyLimits.gripper_min/max: expected 0 <= min <= max <= 1, got "
                              f"{self.gripper_min} and {self.gripper_max}")
@@ -124,6 +132,37 @@ def limit_step(state: np.ndarray, action: np.ndarray, limits: SafetyLimits) -> L
     safe = np.concatenate([translation, rotation, [safe_gripper - state[6]]])
     target = integrate_actions(state, safe[None])[-1]
     return LimitedStep(action=safe, target=target, limited=tuple(limited))
+
+
+# Within this distance of the home pose (metres, radians) the walk home ends and the backend's own home
+# motion (a joint move to the exact home configuration, which also resets the elbow) finishes the way.
+HOME_TOLERANCE = (0.005, 0.03)
+
+
+def _rotation_between(state: np.ndarray, target: np.ndarray) -> Rotation:
+    """The base-frame rotation delta R(target) R(state)^T of the DROID action from `state` to `target`."""
+    return Rotation.from_euler("xyz", target[3:6]) * Rotation.from_euler("xyz", state[3:6]).inv()
+
+
+def distance_to(state: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """(metres, radians) between the end-effector poses of two 7-D states."""
+    return float(np.linalg.norm(target[:3] - state[:3])), float(_rotation_between(state, target).magnitude())
+
+
+def limit_home_step(state: np.ndarray, home: np.ndarray, limits: SafetyLimits) -> LimitedStep:
+    """The next step of the walk from `state` to the `home` state: the whole remaining delta, made safe by
+    `limit_step` with the per-step motion scaled by home_speed_factor.
+
+    Every step points straight at the home position, so from inside the (convex) workspace box the walk
+    follows the segment to a home pose inside the box and never leaves it; from outside, the box limit
+    brings the arm back first.
+    """
+    state, home = np.asarray(state, dtype=np.float64), np.asarray(home, dtype=np.float64)
+    delta = np.concatenate([home[:3] - state[:3], _rotation_between(state, home).as_euler("xyz"),
+                            [home[6] - state[6]]])
+    slow = dataclasses.replace(limits, max_translation=limits.max_translation * limits.home_speed_factor,
+                               max_rotation=limits.max_rotation * limits.home_speed_factor)
+    return limit_step(state, delta, slow)
 
 
 def limit_gripper(position: float, limits: SafetyLimits) -> tuple[float, tuple[str, ...]]:

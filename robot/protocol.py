@@ -12,12 +12,12 @@ observe    images: bool (default true)              obs
 step       action: 7 numbers (DROID delta)          applied (7), limited (list of limit names), obs (no images),
                                                      handled_s
 gripper    position: number in [0, 1] (closedness)  applied (number), limited, handled_s
-home       -                                        obs (no images)
+home       -                                        obs (no images), steps, handled_s
 stop       -                                        obs (no images)
 
 Requests are validated completely before anything moves. Values outside the *domain* of a field (a non-finite
 number, a translation beyond 1 m, an Euler angle beyond pi, a gripper value outside [0, 1]) are refused with
-`out_of_range`; values inside the domain but beyond the server's safety limits are clipped by `envs.safety`,
+`out_of_range`; values inside the domain but beyond the server's safety limits are clipped by `robot.safety`,
 and the reply lists which limits acted.
 """
 from __future__ import annotations
@@ -53,6 +53,7 @@ BAD_FIELD = "bad_field"  # missing, unknown or wrongly typed field
 OUT_OF_RANGE = "out_of_range"
 UNAUTHORIZED = "unauthorized"
 RATE_LIMITED = "rate_limited"
+BUSY = "busy"  # 'home' while a motion is still running
 ROBOT_ERROR = "robot_error"  # the backend failed while executing a valid command
 
 
