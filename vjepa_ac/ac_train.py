@@ -32,7 +32,7 @@ from torch import nn
 from droid_data.clips import clip_stride
 from vjepa_ac import ac_eval
 from vjepa_ac.checkpoint import atomic_save, load_checkpoint, remove_stale_temps
-from vjepa_ac.config import to_dict
+from vjepa_ac.config import finite_nonnegative, need, to_dict
 from vjepa_ac.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from vjepa_ac.metrics_log import MetricsLogger
 from vjepa_ac.optim import DivergenceGuard, TrainingDiverged, build_adamw
@@ -48,15 +48,6 @@ from vjepa_ac.schedules import LR_SCHEDULES, LRScheduler, WDScheduler
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 CHECKPOINT_FORMAT = "vjepa_ac.ac_checkpoint.v1"
-
-
-def _need(ok: bool, where: str, expected: str, actual) -> None:
-    if not ok:
-        raise ValueError(f"{where}: expected {expected}, got {actual!r}")
-
-
-def _rate(value: float) -> bool:
-    return math.isfinite(value) and value >= 0
 
 
 @dataclass
@@ -75,13 +66,13 @@ class ACDataConfig:
     cache_dtype: str = "float16"  # storage dtype of cached features: float16, float32 or bfloat16
 
     def __post_init__(self):
-        _need(self.frames_per_clip >= 2, "data.frames_per_clip", "at least 2", self.frames_per_clip)
-        _need(self.fps > 0, "data.fps", "> 0", self.fps)
-        _need(self.crop_aspect > 0, "data.crop_aspect", "> 0", self.crop_aspect)
-        _need(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
-        _need(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)", self.val_fraction)
-        _need(self.cache_dtype in ("float16", "float32", "bfloat16"), "data.cache_dtype",
-              "float16, float32 or bfloat16", self.cache_dtype)
+        need(self.frames_per_clip >= 2, "data.frames_per_clip", "at least 2", self.frames_per_clip)
+        need(self.fps > 0, "data.fps", "> 0", self.fps)
+        need(self.crop_aspect > 0, "data.crop_aspect", "> 0", self.crop_aspect)
+        need(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
+        need(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "in [0, 1)", self.val_fraction)
+        need(self.cache_dtype in ("float16", "float32", "bfloat16"), "data.cache_dtype",
+             "float16, float32 or bfloat16", self.cache_dtype)
 
 
 @dataclass
@@ -102,8 +93,8 @@ class ACModelConfig:
     use_activation_checkpointing: bool = False  # recompute activations in backward (less memory)
 
     def __post_init__(self):
-        _need(self.img_size % self.patch_size == 0, "model.img_size", f"a multiple of patch_size={self.patch_size}",
-              self.img_size)
+        need(self.img_size % self.patch_size == 0, "model.img_size", f"a multiple of patch_size={self.patch_size}",
+             self.img_size)
 
 
 @dataclass
@@ -124,15 +115,15 @@ class ACOptimConfig:
     clip_grad: float | None = None  # max gradient norm (None: no clipping)
 
     def __post_init__(self):
-        _need(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "a finite learning rate > 0", self.lr)
+        need(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "a finite learning rate > 0", self.lr)
         for name in ("start_lr", "final_lr", "weight_decay", "final_weight_decay", "eps"):
-            _need(_rate(getattr(self, name)), f"optim.{name}", "finite and >= 0", getattr(self, name))
-        _need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "optim.clip_grad",
-              "None or finite and > 0", self.clip_grad)
-        _need(self.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"one of {LR_SCHEDULES}", self.lr_schedule)
-        _need(self.total_steps >= 1, "optim.total_steps", ">= 1", self.total_steps)
-        _need(0 <= self.warmup_steps <= self.total_steps, "optim.warmup_steps", f"0..total_steps={self.total_steps}",
-              self.warmup_steps)
+            need(finite_nonnegative(getattr(self, name)), f"optim.{name}", "finite and >= 0", getattr(self, name))
+        need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "optim.clip_grad",
+             "None or finite and > 0", self.clip_grad)
+        need(self.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"one of {LR_SCHEDULES}", self.lr_schedule)
+        need(self.total_steps >= 1, "optim.total_steps", ">= 1", self.total_steps)
+        need(0 <= self.warmup_steps <= self.total_steps, "optim.warmup_steps", f"0..total_steps={self.total_steps}",
+             self.warmup_steps)
 
 
 @dataclass
@@ -144,7 +135,7 @@ class ACLossConfig:
     normalize_reps: bool = True  # layer-norm latents (targets and predictions), as the official code
 
     def __post_init__(self):
-        _need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
+        need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
 
 
 @dataclass
@@ -162,8 +153,8 @@ class ACRunConfig:
 
     def __post_init__(self):
         for name in ("log_every", "eval_every", "checkpoint_every", "eval_clips"):
-            _need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
-        _need(self.max_steps is None or self.max_steps >= 0, "run.max_steps", "None or >= 0", self.max_steps)
+            need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
+        need(self.max_steps is None or self.max_steps >= 0, "run.max_steps", "None or >= 0", self.max_steps)
 
 
 @dataclass
@@ -178,11 +169,11 @@ class ACTrainingConfig:
 
     def __post_init__(self):
         frames = self.data.frames_per_clip
-        _need(0 <= self.loss.auto_steps <= frames - 1, "loss.auto_steps", f"0..data.frames_per_clip-1 = 0..{frames - 1}",
-              self.loss.auto_steps)
-        _need(self.model.predictor_num_frames // self.model.tubelet_size >= frames, "model.predictor_num_frames",
-              f">= data.frames_per_clip * tubelet_size = {frames * self.model.tubelet_size}",
-              self.model.predictor_num_frames)
+        need(0 <= self.loss.auto_steps <= frames - 1, "loss.auto_steps", f"0..data.frames_per_clip-1 = 0..{frames - 1}",
+             self.loss.auto_steps)
+        need(self.model.predictor_num_frames // self.model.tubelet_size >= frames, "model.predictor_num_frames",
+             f">= data.frames_per_clip * tubelet_size = {frames * self.model.tubelet_size}",
+             self.model.predictor_num_frames)
 
 
 def load_ac_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> ACTrainingConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,17 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config value, file or flag that does not fit; the message names file, field, expected and actual."""
+
+
+def need(ok: bool, field: str, expected: str, actual) -> None:
+    """The configs' own checks (``__post_init__``): ``ValueError('<field>: expected <expected>, got <actual>')``."""
+    if not ok:
+        raise ValueError(f"{field}: expected {expected}, got {actual!r}")
+
+
+def finite_nonnegative(value: float) -> bool:
+    """Learning rates, weight decays and the like: a number, not inf / nan, not negative."""
+    return math.isfinite(value) and value >= 0
 
 
 def _reason(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ from torch import nn
 
 from vjepa_ac import distributed, runtime
 from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained, remove_stale_temps
-from vjepa_ac.config import ConfigError, load_config, save_yaml, to_dict
+from vjepa_ac.config import ConfigError, finite_nonnegative, load_config, need, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
@@ -46,15 +46,6 @@ from vjepa_ac.video_data import DataConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
 OFFICIAL_PREFIX = "module.backbone."
-
-
-def _need(ok: bool, where: str, expected: str, actual) -> None:
-    if not ok:
-        raise ValueError(f"{where}: expected {expected}, got {actual!r}")
-
-
-def _rate(value: float) -> bool:
-    return math.isfinite(value) and value >= 0
 
 
 @dataclass
@@ -76,12 +67,12 @@ class PretrainModelConfig:
     num_mask_tokens: int = 10  # learned mask tokens (one per mask generator is used)
 
     def __post_init__(self):
-        _need(self.name != "custom" or None not in (self.embed_dim, self.depth, self.num_heads), "model.name",
-              "embed_dim, depth and num_heads set for 'custom'", (self.embed_dim, self.depth, self.num_heads))
+        need(self.name != "custom" or None not in (self.embed_dim, self.depth, self.num_heads), "model.name",
+             "embed_dim, depth and num_heads set for 'custom'", (self.embed_dim, self.depth, self.num_heads))
         for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"):
-            _need(getattr(self, name) >= 1, f"model.{name}", ">= 1", getattr(self, name))
-        _need(self.predictor_embed_dim % self.predictor_num_heads == 0, "model.predictor_embed_dim",
-              f"a multiple of predictor_num_heads={self.predictor_num_heads}", self.predictor_embed_dim)
+            need(getattr(self, name) >= 1, f"model.{name}", ">= 1", getattr(self, name))
+        need(self.predictor_embed_dim % self.predictor_num_heads == 0, "model.predictor_embed_dim",
+             f"a multiple of predictor_num_heads={self.predictor_num_heads}", self.predictor_embed_dim)
 
 
 @dataclass
@@ -112,21 +103,21 @@ class PretrainOptimConfig:
 
     def __post_init__(self):
         for name in ("epochs", "steps_per_epoch"):
-            _need(getattr(self, name) >= 1, f"optim.{name}", ">= 1", getattr(self, name))
-        _need(0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs", f"in [0, epochs={self.epochs}]",
-              self.warmup_epochs)
-        _need(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "a finite learning rate > 0", self.lr)
+            need(getattr(self, name) >= 1, f"optim.{name}", ">= 1", getattr(self, name))
+        need(0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs", f"in [0, epochs={self.epochs}]",
+             self.warmup_epochs)
+        need(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "a finite learning rate > 0", self.lr)
         for name in ("start_lr", "final_lr", "weight_decay", "final_weight_decay", "encoder_lr_scale"):
-            _need(_rate(getattr(self, name)), f"optim.{name}", "finite and >= 0", getattr(self, name))
+            need(finite_nonnegative(getattr(self, name)), f"optim.{name}", "finite and >= 0", getattr(self, name))
         if self.lr_schedule is None:
             self.lr_schedule = "linear" if self.is_anneal else "cosine"
-        _need(self.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"one of {LR_SCHEDULES}", self.lr_schedule)
-        _need(0.0 <= self.decay_fraction <= 1.0, "optim.decay_fraction", "in [0, 1]", self.decay_fraction)
-        _need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "optim.clip_grad",
-              "None or finite and > 0", self.clip_grad)
+        need(self.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"one of {LR_SCHEDULES}", self.lr_schedule)
+        need(0.0 <= self.decay_fraction <= 1.0, "optim.decay_fraction", "in [0, 1]", self.decay_fraction)
+        need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "optim.clip_grad",
+             "None or finite and > 0", self.clip_grad)
         for name in ("ema_start", "ema_end"):
-            _need(0.0 <= getattr(self, name) <= 1.0, f"optim.{name}", "in [0, 1]", getattr(self, name))
-        _need(self.ema_schedule in EMA_SCHEDULES, "optim.ema_schedule", f"one of {EMA_SCHEDULES}", self.ema_schedule)
+            need(0.0 <= getattr(self, name) <= 1.0, f"optim.{name}", "in [0, 1]", getattr(self, name))
+        need(self.ema_schedule in EMA_SCHEDULES, "optim.ema_schedule", f"one of {EMA_SCHEDULES}", self.ema_schedule)
 
     # Names read by schedules.LRScheduler / WDScheduler.
     @property
@@ -152,9 +143,9 @@ class PretrainLossConfig:
         MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])  # 3-D multi-block mask generators (official: 8 x 15% + 2 x 70%)
 
     def __post_init__(self):
-        _need(self.loss in LOSS_KINDS, "loss.loss", f"one of {LOSS_KINDS}", self.loss)
-        _need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
-        _need(len(self.masks) >= 1, "loss.masks", "at least one mask generator", self.masks)
+        need(self.loss in LOSS_KINDS, "loss.loss", f"one of {LOSS_KINDS}", self.loss)
+        need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
+        need(len(self.masks) >= 1, "loss.masks", "at least one mask generator", self.masks)
 
 
 @dataclass
@@ -176,10 +167,10 @@ class PretrainRunConfig:
 
     def __post_init__(self):
         for name in ("log_every", "stats_every", "save_every_epochs"):
-            _need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
-        _need(self.threads is None or self.threads >= 1, "run.threads", "None or >= 1", self.threads)
-        _need(not (self.use_bfloat16 and self.use_float16), "run.use_float16", "False when use_bfloat16 is True",
-              self.use_float16)
+            need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
+        need(self.threads is None or self.threads >= 1, "run.threads", "None or >= 1", self.threads)
+        need(not (self.use_bfloat16 and self.use_float16), "run.use_float16", "False when use_bfloat16 is True",
+             self.use_float16)
 
 
 @dataclass
@@ -193,12 +184,12 @@ class JEPATrainingConfig:
     run: PretrainRunConfig = field(default_factory=PretrainRunConfig)
 
     def __post_init__(self):
-        _need(not self.optim.is_anneal or self.optim.anneal_ckpt is not None or self.run.resume, "optim.anneal_ckpt",
-              "a checkpoint path when is_anneal is True (or run.resume from run.out)", self.optim.anneal_ckpt)
-        _need(self.data.crop_size % self.model.patch_size == 0, "data.crop_size",
-              f"divisible by model.patch_size ({self.model.patch_size})", self.data.crop_size)
-        _need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data.frames_per_clip",
-              f"divisible by model.tubelet_size ({self.model.tubelet_size})", self.data.frames_per_clip)
+        need(not self.optim.is_anneal or self.optim.anneal_ckpt is not None or self.run.resume, "optim.anneal_ckpt",
+             "a checkpoint path when is_anneal is True (or run.resume from run.out)", self.optim.anneal_ckpt)
+        need(self.data.crop_size % self.model.patch_size == 0, "data.crop_size",
+             f"divisible by model.patch_size ({self.model.patch_size})", self.data.crop_size)
+        need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data.frames_per_clip",
+             f"divisible by model.tubelet_size ({self.model.tubelet_size})", self.data.frames_per_clip)
 
     @property
     def image_mode(self) -> bool:

@@ -7,7 +7,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vjepa_ac import schedules
 from vjepa_ac.ac_train import encoder_spec, train
 from vjepa_ac.optim import TrainingDiverged
 from vjepa_ac.runtime import build_encoder
@@ -48,20 +47,11 @@ def run(cfg, out, max_steps=None):
 
 
 @pytest.mark.parametrize("bad_lr", [math.inf, 1e9])
-def test_a_diverging_checkpoint_step_leaves_the_last_good_latest(tiny, tmp_path, monkeypatch, bad_lr):
+def test_a_diverging_checkpoint_step_leaves_the_last_good_latest(tiny, tmp_path, monkeypatch, blow_up_lr, bad_lr):
     cfg = tiny()
     run(cfg, tmp_path, max_steps=4)  # latest.pt at step 4
     good = torch.load(tmp_path / "latest.pt", weights_only=True)
-    real_step = schedules.LRScheduler.step
-
-    def lr_blows_up_at_step_6(self, step):  # step 6 is a checkpoint step
-        lr = real_step(self, step)
-        if step == 6:
-            for group in self.optimizer.param_groups:
-                group["lr"] = bad_lr
-        return lr
-
-    monkeypatch.setattr(schedules.LRScheduler, "step", lr_blows_up_at_step_6)
+    blow_up_lr(6, bad_lr)  # step 6 is a checkpoint step
     with pytest.raises(TrainingDiverged, match="step 6"):
         run(cfg, tmp_path)
     after = torch.load(tmp_path / "latest.pt", weights_only=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from vjepa_ac import schedules
 from vjepa_ac.checkpoint import CheckpointError
 from vjepa_ac.optim import TrainingDiverged
 from vjepa_ac.pretrain import train
@@ -45,18 +44,9 @@ def test_planted_payloads_never_run_on_resume_anneal_or_probe(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("bad_lr", [math.inf, 1e9])
-def test_divergence_at_an_epoch_end_keeps_the_previous_latest(tiny, tmp_path, monkeypatch, bad_lr):
+def test_divergence_at_an_epoch_end_keeps_the_previous_latest(tiny, tmp_path, blow_up_lr, bad_lr):
     cfg = tiny(epochs=2, steps_per_epoch=3, output_dir=str(tmp_path))
-    real_step = schedules.LRScheduler.step
-
-    def lr_blows_up_at_step_6(self, step):  # the last step of epoch 2, right before its checkpoint
-        lr = real_step(self, step)
-        if step == 6:
-            for group in self.optimizer.param_groups:
-                group["lr"] = bad_lr
-        return lr
-
-    monkeypatch.setattr(schedules.LRScheduler, "step", lr_blows_up_at_step_6)
+    blow_up_lr(6, bad_lr)  # the last step of epoch 2, right before its checkpoint
     with pytest.raises(TrainingDiverged, match="step 6"):
         train(cfg)
     state = torch.load(tmp_path / "latest.pt", weights_only=True)
