@@ -54,7 +54,9 @@ CHECKPOINT_FORMAT = "vjepa_ac.ac_checkpoint.v1"
 class ACDataConfig:
     """Which clips are read and how: DROID-format episodes, a droid_data clip cache or a feature store."""
 
-    path: str | None = None  # data root: DROID raw episodes (folder or index file), LeRobot dataset, droid_data cache or feature store (DIR/features.zarr); None: simulator episodes generated on first use
+    # data root: DROID raw episodes (folder or index file), LeRobot dataset, droid_data cache or feature store
+    # (DIR/features.zarr); None: simulator episodes generated on first use
+    path: str | None = None
     frames_per_clip: int = 8  # frames per training clip
     fps: float = 4.0  # clip frame rate; frame step = ceil(video_fps / fps) as the official loader
     camera: str = "left"  # camera encoded: serial, or role left/right/ext1/ext2/wrist
@@ -79,9 +81,14 @@ class ACDataConfig:
 class ACModelConfig:
     """The frozen encoder and the action-conditioned predictor (``VisionTransformerPredictorAC``)."""
 
-    encoder_name: str = "vit_giant_xformers"  # factory of vjepa_ac.models (vit_tiny ... vit_giant_xformers, VisionTransformer), or from_checkpoint: the architecture recorded in a scripts/pretrain.py checkpoint
-    encoder_kwargs: dict[str, Any] = field(default_factory=lambda: {"use_rope": True, "uniform_power": True})  # extra keyword arguments of the encoder factory
-    encoder_checkpoint: str | None = None  # file holding the frozen encoder (pretraining/cooldown or official checkpoint); None: a random encoder saved to DIR/random_encoder.pt
+    # factory of vjepa_ac.models (vit_tiny ... vit_giant_xformers, VisionTransformer), or from_checkpoint: the
+    # architecture recorded in a scripts/pretrain.py checkpoint
+    encoder_name: str = "vit_giant_xformers"
+    # extra keyword arguments of the encoder factory
+    encoder_kwargs: dict[str, Any] = field(default_factory=lambda: {"use_rope": True, "uniform_power": True})
+    # file holding the frozen encoder (pretraining/cooldown or official checkpoint); None: a random encoder
+    # saved to RUN_OUT/random_encoder.pt
+    encoder_checkpoint: str | None = None
     encoder_checkpoint_key: str = "target_encoder"  # entry of encoder_checkpoint to load
     img_size: int = 256  # encoder input size in pixels
     patch_size: int = 16  # encoder patch size

@@ -52,7 +52,9 @@ OFFICIAL_PREFIX = "module.backbone."
 class PretrainModelConfig:
     """Encoder and predictor architecture."""
 
-    name: str = "vit_large"  # encoder: a factory of vjepa_ac.models (vit_large, vit_giant_xformers, ...) or custom (embed_dim / depth / num_heads / mlp_ratio below)
+    # encoder: a factory of vjepa_ac.models (vit_large, vit_giant_xformers, ...) or custom (embed_dim / depth /
+    # num_heads / mlp_ratio below)
+    name: str = "vit_large"
     patch_size: int = 16  # encoder patch size
     tubelet_size: int = 2  # frames per tubelet
     use_rope: bool = True  # 3-D rotary position embeddings (every released V-JEPA 2 model)
@@ -139,8 +141,9 @@ class PretrainLossConfig:
     normalize_reps: bool = False  # layer-norm the target features (the official configs: true)
     vicreg_var_weight: float = 0.0  # weight of a VICReg variance term on the context features (0: off)
     vicreg_cov_weight: float = 0.0  # weight of a VICReg covariance term (0: off)
+    # 3-D multi-block mask generators (official: 8 blocks of 0.15 and 2 blocks of 0.7 of the frame area)
     masks: list[MaskConfig] = field(default_factory=lambda: [
-        MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])  # 3-D multi-block mask generators (official: 8 x 15% + 2 x 70%)
+        MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])
 
     def __post_init__(self):
         need(self.loss in LOSS_KINDS, "loss.loss", f"one of {LOSS_KINDS}", self.loss)
