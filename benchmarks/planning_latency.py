@@ -6,7 +6,7 @@
     python benchmarks/planning_latency.py --official-repo ~/vjepa2   # baseline = the official code itself
 
 Both planners get the same encoder/predictor weights, context and goal latents, state, samples, top-k,
-iterations, horizon and seed. The baseline (benchmarks/official_cem.py) re-runs the predictor over the whole
+iterations, horizon and seed. The baseline (planning/official_cem.py) re-runs the predictor over the whole
 trajectory at every horizon step and integrates poses with scipy one sample at a time, drawing its random
 numbers from the global RNG. With ``--official-repo`` the baseline is the official planner code itself
 (``notebooks/utils/world_model_wrapper.py`` and ``mpc_utils.cem`` of a facebookresearch/vjepa2 checkout, with
@@ -21,7 +21,6 @@ one action per plan) and rollout time versus horizon.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -30,33 +29,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from planning import official_cem
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
-from vjepa_ac import ac_train
-from vjepa_ac.world_model import VJEPAWorldModel
-
-
-def _official():
-    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from vjepa_ac import ac_train, runtime
+from vjepa_ac.checkpoint import load_checkpoint
+from vjepa_ac.runtime import VJEPAWorldModel
 
 
 def build_world_model(args) -> tuple[VJEPAWorldModel, dict]:
     """The world model and its predictor's ``vit_ac_predictor`` keyword arguments (official names)."""
     if args.checkpoint:
         wm = VJEPAWorldModel.from_checkpoint(args.checkpoint)
-        return wm, torch.load(args.checkpoint, map_location="cpu", weights_only=True)["config"]["predictor"]
+        return wm, load_checkpoint(args.checkpoint, required=("config",))["config"]["predictor"]
     torch.manual_seed(args.seed)
     cfg = ac_train.load_ac_config(args.preset)
-    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
+    encoder = runtime.build_encoder(ac_train.encoder_spec(cfg))
     spec = ac_train.predictor_spec(cfg, encoder.embed_dim)
-    wm = VJEPAWorldModel(encoder, ac_train.build_predictor(spec), normalize_reps=cfg.normalize_reps,
-                         img_size=cfg.img_size, tubelet_size=cfg.tubelet_size)
+    wm = VJEPAWorldModel(encoder, runtime.build_predictor(spec), normalize_reps=cfg.loss.normalize_reps,
+                         img_size=cfg.model.img_size, tubelet_size=cfg.model.tubelet_size)
     return wm, spec
 
 
@@ -84,10 +79,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max allowed energy difference")
     parser.add_argument("--official-repo", help="facebookresearch/vjepa2 checkout: time its planner code instead "
-                        "of benchmarks/official_cem.py")
+                        "of planning/official_cem.py")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    official = _official()
+    official = official_cem
 
     wm, predictor_spec = build_world_model(args)
     rng = np.random.default_rng(args.seed)
@@ -103,7 +98,7 @@ def main(argv=None):
     n_params = sum(p.numel() for p in wm.predictor.parameters())
     print(f"world model: encoder {type(wm.encoder).__name__} D={context.shape[-1]}, {tokens} tokens/frame, "
           f"predictor {n_params / 1e6:.2f}M params; threads={args.threads}; baseline: "
-          f"{'official code at ' + args.official_repo if upstream else 'benchmarks/official_cem.py'}")
+          f"{'official code at ' + args.official_repo if upstream else 'planning/official_cem.py'}")
 
     # --- CEM: same seed, same numbers --------------------------------------------------------------------------
     print(f"\nCEM latency per planned action (samples={args.samples}, top-k={args.topk}, "

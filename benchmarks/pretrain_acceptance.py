@@ -38,8 +38,7 @@ def main() -> int:
         run([py, "scripts/collect_sim.py", "--task", "FrankaReach-v0", "--episodes", str(args.episodes),
              "--out", args.data])
     if not args.skip_train:
-        run([py, "scripts/pretrain.py", "--config", args.config, "--output-dir", args.run,
-             "--set", f"data.path={args.data}"])
+        run([py, "scripts/pretrain.py", "--config", args.config, "--run.out", args.run, "--data.path", args.data])
 
     m = read_metrics(ROOT / args.run / "metrics.csv")
     print("\n| step | loss | target std | target rank | context std | context rank |")

@@ -335,3 +335,25 @@ def _workspace_exploration(seeds, config, cameras, skip, bar) -> Iterator:
             bar.update(1)
     finally:
         env.close()
+
+
+def collect_exploration(out: str | Path, episodes: int, seed: int = 0, image_size: int = 64,
+                        control_hz: float = 4.0, max_steps: int | None = None, progress: bool = True) -> list[Path]:
+    """`episodes` WorkspaceExplorer episodes from FrankaReach-v0 starts, written to ``<out>/explore_<index>``
+    (DROID raw layout; folders already complete are kept)."""
+    from envs.exploration import WorkspaceExplorer
+    from envs.tasks import FrankaReachEnv
+
+    out = Path(out)
+    paths = [out / f"explore_{i:05d}" for i in range(episodes)]
+    todo = [i for i, p in enumerate(paths) if not (p / "trajectory.h5").exists()]
+    if not todo:
+        return paths
+    env = FrankaReachEnv(config=EnvConfig(image_size=image_size, control_hz=control_hz, max_steps=max_steps))
+    policy = WorkspaceExplorer()
+    try:
+        for i in tqdm(todo, desc="collect exploration", unit="ep", disable=not progress):
+            write_sim_episode(run_episode(env, policy, episode_seed(seed, 1_000_000 + i)), paths[i])
+    finally:
+        env.close()
+    return paths

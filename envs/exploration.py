@@ -4,18 +4,13 @@ Scripted task data (envs.policies) concentrates where tasks start and end; a wor
 trained on it regress to the data mean elsewhere, and a planner that overshoots the task region then finds no
 way back (measured in docs/results.md). `WorkspaceExplorer` drives the end effector to one random target after
 another, anywhere in the controller's workspace box, at a random speed with Gaussian noise; rotations stay
-fixed and the gripper open, as in the reach task.
-
-    collect_exploration("data/explore", episodes=100, seed=0)   # DROID raw layout, explore_<index>/
+fixed and the gripper open, as in the reach task. `envs.collect.collect_exploration` writes its episodes
+(or the `explore` component of a mix).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from tqdm import tqdm
 
-from envs.collect import episode_seed, run_episode, write_sim_episode
 from envs.controller import ControllerConfig
 from envs.policies import STEP, Policy
 
@@ -47,25 +42,3 @@ class WorkspaceExplorer(Policy):
         move = delta if norm <= self.speed else delta * self.speed / norm
         move = move + self.noise * STEP * self.rng.standard_normal(3)
         return np.concatenate([move, np.zeros(4)])
-
-
-def collect_exploration(out: str | Path, episodes: int, seed: int = 0, image_size: int = 64,
-                        control_hz: float = 4.0, max_steps: int | None = None, progress: bool = True) -> list[Path]:
-    """`episodes` WorkspaceExplorer episodes from FrankaReach-v0 starts, written to ``<out>/explore_<index>``
-    (DROID raw layout; folders already complete are kept)."""
-    from envs.franka_env import EnvConfig
-    from envs.tasks import FrankaReachEnv
-
-    out = Path(out)
-    paths = [out / f"explore_{i:05d}" for i in range(episodes)]
-    todo = [i for i, p in enumerate(paths) if not (p / "trajectory.h5").exists()]
-    if not todo:
-        return paths
-    env = FrankaReachEnv(config=EnvConfig(image_size=image_size, control_hz=control_hz, max_steps=max_steps))
-    policy = WorkspaceExplorer()
-    try:
-        for i in tqdm(todo, desc="collect exploration", unit="ep", disable=not progress):
-            write_sim_episode(run_episode(env, policy, episode_seed(seed, 1_000_000 + i)), paths[i])
-    finally:
-        env.close()
-    return paths

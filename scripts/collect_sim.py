@@ -1,67 +1,11 @@
 #!/usr/bin/env python
-"""Collect scripted simulator episodes in DROID's raw layout (trajectory.h5 + metadata JSON + MP4 per camera).
+"""Thin shim: ``python scripts/collect_sim.py ...`` runs vjepa_ac/cli/collect.py (see its --help)."""
+import sys
+from pathlib import Path
 
-    python scripts/collect_sim.py --task push --episodes 50 --out data/sim/push --seed 0
-    python scripts/collect_sim.py --mix reach:200,grasp:100,pick_place:100,push:100,explore_object:100 \\
-        --out data/sim/mix --objects cube,cup --random-colors
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-With --task, episodes go to <out>/<task>_<index>/; with --mix (COMPONENT:COUNT items, or a YAML file of
-`component: count`) to <out>/<component>/<task>_<index>/. A component is a task (its mixed policy), a
-task/policy pair (e.g. grasp/failed_grasp), explore_object (wandering around the object) or explore (the whole
-workspace). Episodes are deterministic for a seed; folders already complete are kept, so an interrupted run
-resumes. The recording rate (and the fps stored with each episode) is the control rate. See docs/envs.md.
-"""
-from __future__ import annotations
-
-import argparse
-import time
-
-from envs.collect import SceneVariation, collect_episodes, collect_mix
-from envs.policies import POLICY_KINDS
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--task", help="reach | push | grasp | reach_with_object | pick_place (or a gymnasium id)")
-    what.add_argument("--mix", help="COMPONENT:COUNT,... or a .yaml file, e.g. reach:200,grasp/oracle:50,explore_object:100")
-    p.add_argument("--episodes", type=int, help="number of episodes to collect (with --task)")
-    p.add_argument("--out", required=True, help="output folder; one sub-folder per episode")
-    p.add_argument("--seed", type=int, default=0, help="base seed; every episode's seed derives from it")
-    p.add_argument("--policy", default="mixed", choices=POLICY_KINDS,
-                   help="with --task: oracle, expert (noisy), failed_grasp, explore_object, random, or mixed "
-                        "(default: per episode one of them, the task's mix in envs.policies.MIXES)")
-    p.add_argument("--image-size", type=int, default=64, help="square render size in pixels (default 64)")
-    p.add_argument("--control-hz", type=float, default=4.0,
-                   help="control and recording rate in Hz (default 4, V-JEPA 2-AC's 4 fps; 4-15 sensible)")
-    p.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the task's budget)")
-    p.add_argument("--cameras", default="ext1",
-                   help="comma-separated cameras to record: one exterior (ext1 or ext2) and optionally wrist")
-    p.add_argument("--objects", default="cube", help="object shapes to draw from per episode: cube, cup or cube,cup")
-    p.add_argument("--random-colors", action="store_true", help="a random object colour per episode")
-    p.add_argument("--camera-jitter", type=float, default=0.0,
-                   help="move the exterior camera per episode by up to this many metres per axis (default 0)")
-    args = p.parse_args(argv)
-    if args.task and args.episodes is None:
-        p.error("--task needs --episodes")
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    objects = tuple(o.strip() for o in args.objects.split(",") if o.strip())
-    common = {"image_size": args.image_size, "control_hz": args.control_hz, "max_steps": args.max_steps,
-              "cameras": tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
-              "variation": SceneVariation(objects, args.random_colors, args.camera_jitter)}
-    if args.mix:
-        paths = collect_mix(args.mix, args.out, args.seed, **common)
-    else:
-        paths = collect_episodes(args.task, args.episodes, args.seed, out=args.out, policy=args.policy, **common)
-    seconds = time.perf_counter() - start
-    print(f"{len(paths)} episodes in {args.out} ({seconds:.1f} s)")
-    return 0
-
+from vjepa_ac.cli.collect import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

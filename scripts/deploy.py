@@ -78,7 +78,7 @@ def load_goal_image(path: Path) -> np.ndarray:
 
 
 def build_mpc(args) -> MPC:
-    from vjepa_ac.world_model import VJEPAWorldModel
+    from vjepa_ac.runtime import VJEPAWorldModel
 
     space = ActionSpace(maxnorm=args.maxnorm, plan_rotation=args.plan_rotation)
     planner = build_planner(args.planner, {"horizon": args.horizon, "samples": args.samples,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +51,7 @@ def _read(path_or_state_dict, key: str | None) -> dict[str, torch.Tensor]:
         path = Path(path_or_state_dict)
         if not path.is_file():
             raise FileNotFoundError(f"load_pretrained: checkpoint file {src} does not exist")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_checkpoint(path)
     elif isinstance(path_or_state_dict, Mapping):
         obj = path_or_state_dict
     else:
@@ -127,11 +128,13 @@ def load_pretrained(
 def atomic_save(obj, path) -> Path:
     """``torch.save`` to a temp file in the same directory, fsync, then ``os.replace`` onto ``path``.
 
-    A crash at any point leaves either the old file or the new one, never a truncated file.
+    A crash at any point leaves either the old file or the new one, never a truncated file (only a temp file
+    ``.<name>.<pid>.<random>.tmp``, which ``remove_stale_temps`` deletes when the run restarts).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The writer's pid is in the name, so a restart can tell its own stale temps (remove_stale_temps).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -151,6 +154,99 @@ def atomic_save(obj, path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+class CheckpointError(ValueError, KeyError):
+    """A file that is not the checkpoint it should be. The message is one line naming the file.
+
+    A ``KeyError`` too, so callers that looked for missing keys keep working.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str = "a checkpoint",
+                    required: tuple[str, ...] = (), *, mmap: bool = False, any_object: bool = False):
+    """Read a checkpoint dict written with ``torch.save``, safely; the one loader every module uses.
+
+    Loads with ``weights_only=True``: tensors, numbers, strings and plain containers only, so a file cannot
+    run code. Whatever goes wrong is one ``CheckpointError`` line naming the file and what was ``expected``:
+    a missing, empty, truncated or non-torch file, a pickle that safe loading refuses (Python objects), a
+    file that is not a dict (unless ``any_object``), or a dict without the ``required`` keys.
+    (``FileNotFoundError`` for a missing file.) ``mmap`` memory-maps zip-format files (nothing read until used).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file (expected {expected})")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not {expected}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            raise CheckpointError(f"{path}: not a plain checkpoint (it holds Python objects, which safe loading "
+                                  f"does not run); expected {expected} of tensors and plain values") from None
+        raise CheckpointError(f"{path}: not a torch.save file (unreadable pickle); expected {expected}") from None
+    except (RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
+        # what torch.load raises on truncated zips, text and other formats (e.g. "pop from empty list")
+        reason = str(e).split(". ")[0].splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable torch.save file (truncated or another format: "
+                              f"{reason}); expected {expected}") from None
+    if any_object:
+        return obj
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, expected {expected} (a dict)")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path}: not {expected}: missing keys {missing}; it has {sorted(map(str, obj))}")
+    return obj
+
+
+# A writer touches its temp file continuously; these ages say when it certainly stopped.
+STALE_TEMP_DEAD_PID_S = 300  # the pid in the name is not running on this machine
+STALE_TEMP_ANY_S = 3600  # no pid in the name (older files), or a writer on another machine of a shared disk
+
+
+def remove_stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Delete temp files that a crashed ``atomic_save`` left in ``folder``; returns what was removed.
+
+    Only ``.<name>.<pid>.<random>.tmp`` / ``.<name>.<random>.tmp`` files are considered, and only when their
+    writer cannot still be writing them: the pid in the name is not a running process on this machine and the
+    file has not been modified for 5 minutes, or the file has not been modified for an hour (no pid in the
+    name, or a pid that may belong to another machine sharing the disk). A live writer keeps its file.
+    """
+    import time
+
+    folder = Path(folder)
+    now = time.time() if now is None else now
+    removed = []
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        try:
+            age = now - tmp.stat().st_mtime
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            continue
+        pid = _writer_pid(tmp.name)
+        dead = pid is not None and pid != os.getpid() and not _pid_running(pid)
+        if (dead and age >= STALE_TEMP_DEAD_PID_S) or age >= STALE_TEMP_ANY_S:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _writer_pid(name: str) -> int | None:
+    parts = name[1:-len(".tmp")].split(".")  # <name parts>.<pid>.<random>
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def load_encoder(source, *, arch=None, arch_config=None, key=None, device="cpu"):

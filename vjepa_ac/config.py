@@ -1,141 +1,73 @@
-"""Typed dataclass configs <-> YAML, with presets and command-line overrides.
+"""Typed dataclass configs: YAML presets, command-line overrides and ``--help``, on draccus.
 
-- ``from_dict(cls, data, source)`` builds a (possibly nested) dataclass and checks every value
-  against the field's type annotation; errors name the source file, the dotted field, the expected
-  type and the actual value. Unknown keys are errors (no silently ignored typos).
-- ``load_config(cls, name_or_path, preset_dir, overrides)``: a YAML path, or the name of a preset
-  ``<preset_dir>/<name>.yaml``. A YAML file may start from another preset with ``base: <name>``
-  (deep-merged, the file's own keys win). ``overrides`` are ``dotted.key=value`` strings whose values
-  are parsed as YAML (``lr=3e-4``, ``mask.num_blocks=[8,2]``).
-- ``to_dict`` / ``save_yaml`` write a config back out (e.g. next to checkpoints).
+Every stage (pretraining, AC training, the demo) has one config dataclass whose groups are dataclasses too
+(the trainers share the groups ``data``, ``model``, ``optim``, ``loss`` and ``run``). draccus (the library
+LeRobot uses) turns it into a command line: one flag per field with dotted names (``--optim.lr 3e-4`` or
+``--optim.lr=3e-4``), values parsed as YAML (``--data.cameras '[left, wrist]'``), ``--help`` listing every
+field with the comment written beside it in the dataclass.
 
-PyYAML reads ``1e-3`` (no dot) as a string; float fields accept such strings.
+- ``parse_cli(cls, argv, preset_dir, default)``: ``--config NAME_OR_YAML`` picks a preset (``<preset_dir>/
+  <name>.yaml``) or file; the other flags override it; ``--print-config`` prints the resolved YAML and exits.
+- ``load_config(cls, name_or_path, preset_dir, overrides)``: the same from Python (``overrides`` a nested dict).
+- A YAML file may start from another preset with ``base: <name or path>`` (deep-merged, the file's own keys win).
+- ``from_dict`` / ``to_dict`` / ``save_yaml`` convert both ways (e.g. the ``config`` stored in checkpoints).
+
+Every error is a ``ConfigError`` naming the file, the dotted field, what was expected and what was found.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import os
-import types
-import typing
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import draccus
+import draccus.argparsing
 import yaml
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A config value does not fit its field."""
+    """A config value, file or flag that does not fit; the message names file, field, expected and actual."""
 
 
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
+def need(ok: bool, field: str, expected: str, actual) -> None:
+    """The configs' own checks (``__post_init__``): ``ValueError('<field>: expected <expected>, got <actual>')``."""
+    if not ok:
+        raise ValueError(f"{field}: expected {expected}, got {actual!r}")
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check (and lightly coerce: int→float, list→tuple, dict→dataclass) ``value`` against ``tp``."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-
-    def fail(extra: str = "") -> typing.NoReturn:
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__}){extra}")
-
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        fail()
-    if origin is typing.Literal:
-        if value in args:
-            return value
-        fail()
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            fail()
-        return _build(tp, value, where)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        fail()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        fail()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        fail()
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        fail()
-    if origin in (list, tuple) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            fail()
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                fail(f"; expected {len(args)} items, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        item_tp = args[0] if args else Any
-        items = [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            fail()
-        ktp, vtp = args if args else (Any, Any)
-        return {_convert(k, ktp, f"{where}.<key>"): _convert(v, vtp, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-        fail()
-    return value
+def finite_nonnegative(value: float) -> bool:
+    """Learning rates, weight decays and the like: a number, not inf / nan, not negative."""
+    return math.isfinite(value) and value >= 0
 
 
-def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; "
-                          f"valid fields are {sorted(fields)}")
-    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from e
+def _reason(exc: BaseException) -> str:
+    """The innermost message of a draccus error (its own wrapper only says the class could not be built)."""
+    while exc.__cause__ is not None and not isinstance(exc, draccus.utils.DecodingError):
+        exc = exc.__cause__
+    if isinstance(exc, draccus.utils.DecodingError):
+        return f"{'.'.join(map(str, exc.key_path))}: {exc.message}" if exc.key_path else exc.message
+    return str(exc)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<dict>") -> T:
-    """Build ``cls`` from a mapping; errors read '<source>: <cls>.<field>: expected ..., got ...'."""
+    """Build ``cls`` from a (nested) mapping; errors read '<source>: <field>: <what is wrong>'."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping of fields for {cls.__name__}, got {type(data).__name__}")
-    return _build(cls, data, f"{source}: {cls.__name__}")
+    try:
+        return draccus.decode(cls, dict(data))
+    except (draccus.utils.DraccusException, ValueError, TypeError) as e:
+        raise ConfigError(f"{source}: {_reason(e)}") from None
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """Plain-Python (YAML-safe) dict of a dataclass; tuples become lists."""
+    """Plain-Python (YAML-safe, ``weights_only``-safe) dict of a dataclass; tuples become lists."""
     def plain(v):
         if dataclasses.is_dataclass(v):
             return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v) if f.init}
@@ -157,8 +89,19 @@ def save_yaml(obj: Any, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def list_presets(preset_dir: str | os.PathLike) -> list[str]:
-    return sorted(p.stem for p in Path(preset_dir).glob("*.yaml"))
+def list_presets(preset_dir: str | os.PathLike, cls: type | None = None) -> list[str]:
+    """Preset names in ``preset_dir``; with ``cls`` only those that are valid configs of that class."""
+    names = sorted(p.stem for p in Path(preset_dir).glob("*.yaml"))
+    if cls is None:
+        return names
+    valid = []
+    for name in names:
+        try:
+            load_config(cls, name, preset_dir)
+        except ConfigError:
+            continue  # a preset of another stage (the folder holds all of them)
+        valid.append(name)
+    return valid
 
 
 def resolve_preset(name_or_path: str | os.PathLike, preset_dir: str | os.PathLike) -> Path:
@@ -166,58 +109,119 @@ def resolve_preset(name_or_path: str | os.PathLike, preset_dir: str | os.PathLik
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
-            raise FileNotFoundError(f"config file {p} does not exist")
+            raise ConfigError(f"config file {p}: does not exist (expected a YAML file or a preset name)")
         return p
     candidate = Path(preset_dir) / f"{name_or_path}.yaml"
     if candidate.is_file():
         return candidate
-    raise FileNotFoundError(f"config {str(name_or_path)!r} is neither a YAML file nor a preset in {preset_dir}; "
-                            f"presets: {list_presets(preset_dir)}")
+    raise ConfigError(f"--config {str(name_or_path)!r}: neither a YAML file nor a preset in {preset_dir}; "
+                      f"presets: {list_presets(preset_dir)}")
 
 
-def _deep_merge(base: dict, top: Mapping) -> dict:
+def deep_merge(base: Mapping, top: Mapping) -> dict:
+    """``top`` over ``base``; nested mappings are merged key by key."""
     out = dict(base)
     for k, v in top.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
     return out
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """A YAML mapping; a syntax error is one line with the file, line and column."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of fields at top level, got {type(data).__name__}")
+    return data
 
 
 def read_yaml_with_base(path: Path, preset_dir: str | os.PathLike, _seen: tuple = ()) -> dict:
     """Load a YAML mapping, resolving a ``base: <preset or path>`` key recursively."""
     if path.resolve() in _seen:
-        raise ConfigError(f"{path}: 'base' chain loops back to itself ({[str(s) for s in _seen]})")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a YAML mapping at top level, got {type(data).__name__}")
+        raise ConfigError(f"{path}: base: the chain loops back to itself ({[str(s) for s in _seen]})")
+    data = read_yaml(path)
     base = data.pop("base", None)
     if base is None:
         return data
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base: expected a preset name or YAML path, got {base!r}")
     base_path = resolve_preset(base, preset_dir)
-    return _deep_merge(read_yaml_with_base(base_path, preset_dir, _seen + (path.resolve(),)), data)
-
-
-def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=[1,2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected 'field=value' (e.g. lr=3e-4 or mask.num_blocks=8)")
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(raw)
-    return out
+    return deep_merge(read_yaml_with_base(base_path, preset_dir, _seen + (path.resolve(),)), data)
 
 
 def load_config(cls: type[T], name_or_path: str | os.PathLike, preset_dir: str | os.PathLike,
-                overrides: Iterable[str] = ()) -> T:
-    """Preset name or YAML path (+ ``base:`` inheritance) + ``dotted.key=value`` overrides -> ``cls``."""
+                overrides: Mapping[str, Any] | None = None, convert: Callable[[dict, str], dict] | None = None) -> T:
+    """Preset name or YAML path (+ ``base:`` inheritance), deep-merged with a nested ``overrides`` dict.
+
+    ``convert(data, source)`` may translate a foreign layout first (e.g. an official vjepa2 YAML file).
+    """
     path = resolve_preset(name_or_path, preset_dir)
     data = read_yaml_with_base(path, preset_dir)
-    data = _deep_merge(data, parse_overrides(overrides))
+    data = deep_merge(convert(data, str(path)) if convert else data, overrides or {})
     return from_dict(cls, data, source=str(path))
+
+
+def parse_cli(cls: type[T], argv: Sequence[str] | None, preset_dir: str | os.PathLike, default: str | None,
+              prog: str | None = None, description: str | None = None,
+              convert: Callable[[dict, str], dict] | None = None) -> T:
+    """The command line of a stage: ``--config NAME_OR_YAML`` (default ``default``) + dotted field overrides.
+
+    ``--help`` documents every field; ``--print-config`` prints the resolved config as YAML and exits 0.
+    Bad flags or values raise ``ConfigError`` (the CLI wrapper prints it as one line, exit code 2).
+    """
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    config, print_config = default, False
+    rest = []
+    while args:
+        arg = args.pop(0)
+        name, eq, value = arg.partition("=")
+        if name in ("--config", "--config_path"):
+            if not eq:
+                if not args:
+                    raise ConfigError(f"{name}: expected a preset name or YAML path, got nothing")
+                value = args.pop(0)
+            config = value
+        elif arg == "--print-config":
+            print_config = True
+        else:
+            rest.append(arg)
+    preset = {}
+    source = "defaults"
+    if config is not None:
+        path = resolve_preset(config, preset_dir)
+        preset, source = read_yaml_with_base(path, preset_dir), str(path)
+        preset = convert(preset, source) if convert else preset
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = Path(tmp) / "config.yaml"  # the preset, bases merged: draccus reads it under the flags
+        resolved.write_text(yaml.safe_dump(preset, sort_keys=False))
+        parser = draccus.argparsing.ArgumentParser(cls, config_path=resolved, prog=prog, description=description,
+                                        exit_on_error=False)
+        _document_config_flag(parser, list_presets(preset_dir, cls), default)
+        try:
+            cfg = parser.parse_args(rest)
+        except (draccus.utils.DraccusException, argparse.ArgumentError, ValueError, TypeError) as e:
+            # bad flags, values that do not parse, and the configs' own checks: one line naming the field
+            reason = _reason(e)
+            raise ConfigError(f"{source}: {reason}" if "unrecognized arguments" not in reason else reason) from None
+    if print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        raise SystemExit(0)
+    return cfg
+
+
+def _document_config_flag(parser, presets: list[str], default) -> None:
+    """Replace draccus's own --config_path help line by ours (--config takes presets too)."""
+    presets = ", ".join(presets)
+    for action in parser.parser._actions:
+        if (action.help or "").startswith("Config file for "):  # draccus's per-group file flags: not used here
+            action.help = argparse.SUPPRESS
+        if "--config_path" in action.option_strings:
+            action.option_strings = ["--config"]
+            action.help = (f"preset name or YAML file (default: {default}); the other flags override it. "
+                           f"Presets: {presets}. --print-config prints the resolved config and exits")

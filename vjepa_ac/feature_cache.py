@@ -38,6 +38,7 @@ from droid_data.cache import is_cache
 from droid_data.clips import clip_stride
 from droid_data.sources import list_episodes, load_episode
 from droid_data.video import center_crop_resize
+from vjepa_ac.runtime import encode
 
 FORMAT = "vjepa_ac.feature_cache.v1"
 IN_MEMORY_BYTES = 2 * 2**30  # stores smaller than this are read into RAM once
@@ -59,11 +60,11 @@ def store_attrs(cfg, encoder_spec: dict, encoder_checkpoint: str | None, tokens:
         "format": FORMAT,
         "encoder": encoder_spec,
         "encoder_checkpoint": None if encoder_checkpoint is None else str(encoder_checkpoint),
-        "encoder_checkpoint_key": cfg.encoder_checkpoint_key,
-        "img_size": cfg.img_size,
-        "crop_aspect": cfg.crop_aspect,
-        "camera": cfg.camera,
-        "tubelet_size": cfg.tubelet_size,
+        "encoder_checkpoint_key": cfg.model.encoder_checkpoint_key,
+        "img_size": cfg.model.img_size,
+        "crop_aspect": cfg.data.crop_aspect,
+        "camera": cfg.data.camera,
+        "tubelet_size": cfg.model.tubelet_size,
         "tokens": tokens,
         "dim": dim,
     }
@@ -74,14 +75,12 @@ def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Modu
     """Encode every frame of ``episodes`` into a feature store at ``out``.
 
     ``episodes``: a DROID raw root folder, an index file, a list of episode folders, a LeRobot dataset folder
-    or a ``droid_data`` clip cache (``python -m droid_data convert``; its frames must be at ``cfg.img_size``).
-    ``cfg`` supplies img_size, crop_aspect, camera, tubelet_size, cache_dtype and encoder_checkpoint_key.
+    or a ``droid_data`` clip cache (``python -m droid_data convert``; its frames must be at ``cfg.model.img_size``).
+    ``cfg`` (an ``ACTrainingConfig``) supplies image size, crop, camera, tubelet size, cache dtype and key.
     A bad episode raises ``droid_data.EpisodeError`` naming its file (run ``python -m droid_data validate``).
     """
     import zarr
     from tqdm.auto import tqdm
-
-    from vjepa_ac.ac_train import encode_images
 
     out = Path(out)
     if out.exists():
@@ -95,11 +94,12 @@ def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Modu
     total = int(lengths.sum())
 
     device = next(encoder.parameters()).device
-    probe = torch.zeros(1, cfg.img_size, cfg.img_size, 3, dtype=torch.uint8, device=device)
-    tokens, dim = encode_images(encoder, probe, normalize_reps=False, tubelet_size=cfg.tubelet_size).shape[1:]
+    size = cfg.model.img_size
+    probe = torch.zeros(1, size, size, 3, dtype=torch.uint8, device=device)
+    tokens, dim = encode(encoder, probe, normalize_reps=False, tubelet_size=cfg.model.tubelet_size).shape[1:]
 
     root = zarr.open_group(str(partial), mode="w")
-    dtype = _ZARR_DTYPES[cfg.cache_dtype]
+    dtype = _ZARR_DTYPES[cfg.data.cache_dtype]
     rows_per_chunk = max(1, 2**20 // (tokens * dim * np.dtype(dtype).itemsize))
     features = root.create_array("features", shape=(total, tokens, dim), dtype=dtype,
                                  chunks=(rows_per_chunk, tokens, dim))
@@ -114,8 +114,8 @@ def build_feature_cache(episodes, out: str | os.PathLike, encoder: torch.nn.Modu
     for e, start in enumerate(starts):
         for lo in range(0, int(lengths[e]), rows_per_chunk):
             idx = np.arange(lo, min(lo + rows_per_chunk, int(lengths[e])))
-            h = encode_images(encoder, torch.from_numpy(source.frames(e, idx)), normalize_reps=False,
-                              tubelet_size=cfg.tubelet_size)
+            h = encode(encoder, torch.from_numpy(source.frames(e, idx)), normalize_reps=False,
+                              tubelet_size=cfg.model.tubelet_size)
             features[start + lo:start + lo + len(idx)] = h.cpu().numpy().astype(dtype)
             bar.update(len(idx))
     bar.close()
@@ -129,17 +129,17 @@ class _FrameSource:
     def __init__(self, episodes, cfg):
         import zarr
 
-        self.size, self.crop_aspect, self.camera = cfg.img_size, cfg.crop_aspect, cfg.camera
+        self.size, self.crop_aspect, self.camera = cfg.model.img_size, cfg.data.crop_aspect, cfg.data.camera
         if isinstance(episodes, (str, os.PathLike)) and is_cache(episodes):
             root = zarr.open_group(str(episodes), mode="r")
-            key = f"frames/{cfg.camera}"
+            key = f"frames/{self.camera}"
             if key not in root:
-                raise KeyError(f"{episodes}: camera {cfg.camera!r} not in the droid_data cache; it has "
-                               f"{list(root.attrs['cameras'])} (set the config's camera)")
+                raise KeyError(f"{episodes}: camera {self.camera!r} not in the droid_data cache; it has "
+                               f"{list(root.attrs['cameras'])} (set data.camera)")
             size = tuple(root.attrs["size"])
-            if size != (cfg.img_size, cfg.img_size):
+            if size != (self.size, self.size):
                 raise ValueError(f"{episodes}: droid_data cache frames are {size}, the config's img_size is "
-                                 f"{cfg.img_size}; convert again with --size {cfg.img_size}")
+                                 f"{self.size}; convert again with --size {self.size}")
             self._cache, self._frames = root, root[key]
             starts, self.lengths = root["episode_starts"][:], root["episode_lengths"][:]
             all_states = root["states"][:]
@@ -268,20 +268,21 @@ class FeatureClipDataset(torch.utils.data.Dataset):
 def frame_datasets(data, cfg):
     """droid_data's clip datasets for on-the-fly encoding (uint8 ``frames``): ``(train, held_out, counts)``.
 
-    Episodes are split with ``split_episodes(E, cfg.val_fraction)``. One item per episode with a random window
+    Episodes are split with ``split_episodes(E, cfg.data.val_fraction)``. One item per episode with a random window
     that is a pure function of (seed, epoch, item), so resumed runs see the same clips (the training loop
     calls ``set_epoch``).
     """
     from droid_data.clips import ClipSpec
     from droid_data.dataset import CachedClipDataset, RawClipDataset
 
-    spec = ClipSpec(frames_per_clip=cfg.frames_per_clip, fps=cfg.fps)
+    d = cfg.data
+    spec = ClipSpec(frames_per_clip=d.frames_per_clip, fps=d.fps)
     if is_cache(data):
-        full = CachedClipDataset(data, spec, cameras=[cfg.camera], seed=cfg.seed)
+        full = CachedClipDataset(data, spec, cameras=[d.camera], seed=cfg.run.seed)
     else:
-        full = RawClipDataset(data, spec, cameras=[cfg.camera], size=cfg.img_size, crop_aspect=cfg.crop_aspect,
-                              seed=cfg.seed)
-    train_eps, val_eps = split_episodes(len(full), cfg.val_fraction)
+        full = RawClipDataset(data, spec, cameras=[d.camera], size=cfg.model.img_size, crop_aspect=d.crop_aspect,
+                              seed=cfg.run.seed)
+    train_eps, val_eps = split_episodes(len(full), d.val_fraction)
     keep = ("frames", "states", "actions")
     train = _Select(torch.utils.data.Subset(full, train_eps), keep)
     val = _Select(torch.utils.data.Subset(full, val_eps), keep) if val_eps else None

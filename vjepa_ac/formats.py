@@ -68,8 +68,9 @@ import torch
 from torch import nn
 
 from . import hub, models
-from .checkpoint import clean_state_dict, load_pretrained
+from .checkpoint import clean_state_dict, load_checkpoint, load_pretrained
 from .models import ARCHITECTURES_2_1, VisionTransformer, VisionTransformer21, vit_2_1, vit_ac_predictor
+from .models.specs import build_encoder, build_predictor, encoder_spec_from_pretrain_config
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +145,9 @@ def _hf_folder(path: Path) -> Path | None:
 
 
 def _torch_load(path: Path):
-    """Weights-only load; zip-format files are memory-mapped (nothing is read until used)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as exc:  # a pickle that is not plain data, a truncated file, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointFormatError(
-            f"{path}: cannot be read as a weights-only torch checkpoint ({type(exc).__name__}: {first})"
-        ) from exc
+    """Weights-only load (``vjepa_ac.checkpoint.load_checkpoint``, one line naming the file on any failure);
+    zip-format files are memory-mapped (nothing is read until used)."""
+    return load_checkpoint(path, mmap=zipfile.is_zipfile(path), expected="a V-JEPA checkpoint", any_object=True)
 
 
 def _is_state_dict(obj) -> bool:
@@ -435,20 +431,15 @@ def load_encoder_with_info(
             )
         encoder, _, info = _load_hf(*obj, info, with_predictor=False)
     elif info.format == "vjepa-ac":
-        from vjepa_ac.ac_train import build_encoder
-
         encoder = _materialize(
             partial(build_encoder, obj["config"]["encoder"]),
             _select(obj, info.encoder_key, info.source),
             info.source,
         )
     elif info.format == "vjepa-pretrain":
-        from vjepa_ac.config import from_dict
-        from vjepa_ac.pretrain import JEPATrainingConfig, build_encoder
-
-        cfg = from_dict(JEPATrainingConfig, obj["config"], source=f"{info.source}:config")
+        spec = encoder_spec_from_pretrain_config(obj["config"])
         encoder = _materialize(
-            partial(build_encoder, cfg), _select(obj, info.encoder_key, info.source), info.source
+            partial(build_encoder, spec), _select(obj, info.encoder_key, info.source), info.source
         )
     else:
         state = obj if info.format == "state-dict" else _select(obj, info.encoder_key, info.source)
@@ -488,8 +479,6 @@ def load_ac_model(
     """
     info, obj = _open(source, None)
     if info.format == "vjepa-ac":
-        from vjepa_ac.ac_train import build_encoder, build_predictor
-
         if arch is not None or arch_config is not None:
             raise CheckpointFormatError(
                 f"{info.source}: a vjepa-ac checkpoint carries its architecture; drop arch/arch_config"
@@ -522,7 +511,7 @@ def load_ac_model(
         raise CheckpointFormatError(
             f"{info.source}: a {info.description} holds no action-conditioned predictor (entries "
             f"{_shown(info.entries)}); expected a vjepa-ac AC checkpoint or an official AC file ('encoder' + a "
-            "'predictor' with action_encoder.*); use it as an encoder (load_encoder / --encoder-checkpoint)"
+            "'predictor' with action_encoder.*); use it as an encoder (load_encoder / train-ac --model.encoder_checkpoint)"
         )
     log.info("load_ac_model: %s", info.summary())
     return encoder.to(device), predictor.to(device), info

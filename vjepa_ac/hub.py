@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from . import models
-from .checkpoint import load_pretrained
+from .checkpoint import load_checkpoint, load_pretrained
 from .models import vit_2_1, vit_ac_predictor, vit_predictor
 
 VJEPA2_BASE_URL = "https://dl.fbaipublicfiles.com/vjepa2"
@@ -116,7 +116,7 @@ def read_checkpoint(path_or_url: str | Path) -> dict:
         raise FileNotFoundError(
             f"checkpoint '{source}' does not exist (pass a local .pt file or an http(s) URL)"
         )
-    return torch.load(source, map_location="cpu", weights_only=True)
+    return load_checkpoint(source)
 
 
 def load_models(checkpoint, models_and_keys) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vjepa_ac.video_data import IMAGENET_MEAN, IMAGENET_STD
+from vjepa_ac.runtime import normalize_images
 
 LAYER_CHOICES = ("last", "last4")
 POOL_CHOICES = ("mean", "flatten")
@@ -37,8 +37,6 @@ def frame_tokens(encoder: nn.Module, frames: np.ndarray | torch.Tensor, layers: 
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected uint8 [N, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
     device = next(encoder.parameters()).device
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1, 1)
     saved = getattr(encoder, "out_layers", None)
     if layers == "last4":
         depth = len(encoder.blocks)
@@ -48,9 +46,8 @@ def frame_tokens(encoder: nn.Module, frames: np.ndarray | torch.Tensor, layers: 
     try:
         out = []
         for start in range(0, len(frames), batch_size):
-            x = frames[start:start + batch_size].to(device).permute(0, 3, 1, 2).float().div_(255.0)
-            x = x.unsqueeze(2).repeat(1, 1, tubelet_size, 1, 1)
-            h = encoder((x - mean) / std)
+            x = normalize_images(frames[start:start + batch_size].to(device))  # [b, 3, H, W]
+            h = encoder(x.unsqueeze(2).repeat(1, 1, tubelet_size, 1, 1))
             out.append((torch.cat(h, dim=-1) if isinstance(h, (list, tuple)) else h).float().cpu())
     finally:
         encoder.out_layers = saved

@@ -12,6 +12,7 @@ exactly so that an official optimizer state (``opt`` in a checkpoint) loads into
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -65,3 +66,56 @@ def build_adamw(
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=betas, eps=eps)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The weights went bad; raised before anything is saved, so the last good checkpoint survives."""
+
+
+class DivergenceGuard:
+    """Check the weights after every optimiser step, so a diverged run never writes a checkpoint.
+
+    The check is on the global L2 norm of the trainable parameters, one fused reduction per step:
+    - non-finite (NaN / inf anywhere): the step diverged;
+    - more than ``max_growth`` times the norm before the step: the update exploded into finite garbage
+      (e.g. lr = 1e9). AdamW moves every weight by at most about lr per step and weight decay pulls the
+      norm down, so with any sane learning rate one step changes the norm by a few per cent; a tenfold
+      jump in a single step is never training.
+    ``check_optimizer`` (before each save) also refuses non-finite optimizer moments.
+    """
+
+    def __init__(self, params, max_growth: float = 10.0):
+        self.params = [p for p in params if p.requires_grad]
+        self.max_growth = max_growth
+        self.reset()
+
+    def reset(self) -> None:
+        """Take the current weights as the reference (after loading a checkpoint)."""
+        self.norm = self._norm()
+        if not math.isfinite(self.norm):
+            raise TrainingDiverged(f"the starting weights are not finite (global norm {self.norm})")
+
+    @torch.no_grad()
+    def _norm(self) -> float:
+        norms = torch._foreach_norm([p.detach() for p in self.params])
+        return float(torch.linalg.vector_norm(torch.stack([n.float() for n in norms])))
+
+    def check(self, step: int) -> None:
+        """Raise ``TrainingDiverged`` if the step left non-finite or exploded weights."""
+        norm = self._norm()
+        if not math.isfinite(norm):
+            raise TrainingDiverged(f"step {step}: the weights are not finite after the optimiser step "
+                                   f"(global norm {norm}); stopped before saving")
+        if norm > self.max_growth * self.norm:
+            raise TrainingDiverged(f"step {step}: the global weight norm jumped from {self.norm:.4g} to {norm:.4g} "
+                                   f"(> {self.max_growth:g}x in one step: an exploding update, e.g. a learning rate "
+                                   f"far too high); stopped before saving")
+        self.norm = norm
+
+    @staticmethod
+    def check_optimizer(optimizer: torch.optim.Optimizer, step: int) -> None:
+        for state in optimizer.state.values():
+            for name, value in state.items():
+                if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                    raise TrainingDiverged(f"step {step}: optimizer state {name!r} is not finite; stopped before "
+                                           "saving")

@@ -29,20 +29,18 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from vjepa_ac import distributed
-from vjepa_ac.checkpoint import atomic_save, load_pretrained
-from vjepa_ac.config import from_dict, load_config, save_yaml, to_dict
+from vjepa_ac import distributed, runtime
+from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained, remove_stale_temps
+from vjepa_ac.config import ConfigError, finite_nonnegative, load_config, need, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
 from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
-from vjepa_ac.optim import build_adamw
+from vjepa_ac.optim import DivergenceGuard, TrainingDiverged, build_adamw
 from vjepa_ac.schedules import EMA_SCHEDULES, LR_SCHEDULES, LRScheduler, MomentumSchedule, WDScheduler
 from vjepa_ac.video_data import DataConfig
 
@@ -51,128 +49,77 @@ OFFICIAL_PREFIX = "module.backbone."
 
 
 @dataclass
-class EncoderConfig:
-    """The encoder architecture.
+class PretrainModelConfig:
+    """Encoder and predictor architecture."""
 
-    name: a factory of ``vjepa_ac.models.vision_transformer`` (``vit_large``, ``vit_giant_xformers``, …),
-    or ``custom`` to build ``VisionTransformer`` from ``embed_dim`` / ``depth`` / ``num_heads`` / ``mlp_ratio``.
-    """
-
+    # encoder: a factory of vjepa_ac.models (vit_large, vit_giant_xformers, ...) or custom (embed_dim / depth /
+    # num_heads / mlp_ratio below)
     name: str = "vit_large"
-    patch_size: int = 16
-    tubelet_size: int = 2
-    use_rope: bool = True
-    use_activation_checkpointing: bool = False
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    mlp_ratio: float = 4.0
+    patch_size: int = 16  # encoder patch size
+    tubelet_size: int = 2  # frames per tubelet
+    use_rope: bool = True  # 3-D rotary position embeddings (every released V-JEPA 2 model)
+    use_activation_checkpointing: bool = False  # recompute activations in backward (less memory)
+    embed_dim: int | None = None  # custom encoder width
+    depth: int | None = None  # custom encoder blocks
+    num_heads: int | None = None  # custom encoder heads
+    mlp_ratio: float = 4.0  # custom encoder MLP width / embed_dim
+    predictor_embed_dim: int = 384  # predictor width
+    predictor_depth: int = 12  # predictor blocks
+    predictor_num_heads: int = 12  # predictor heads
+    num_mask_tokens: int = 10  # learned mask tokens (one per mask generator is used)
 
     def __post_init__(self):
-        if self.name == "custom" and None in (self.embed_dim, self.depth, self.num_heads):
-            raise ValueError("model.name 'custom' needs embed_dim, depth and num_heads, got "
-                             f"{(self.embed_dim, self.depth, self.num_heads)}")
+        need(self.name != "custom" or None not in (self.embed_dim, self.depth, self.num_heads), "model.name",
+             "embed_dim, depth and num_heads set for 'custom'", (self.embed_dim, self.depth, self.num_heads))
+        for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"):
+            need(getattr(self, name) >= 1, f"model.{name}", ">= 1", getattr(self, name))
+        need(self.predictor_embed_dim % self.predictor_num_heads == 0, "model.predictor_embed_dim",
+             f"a multiple of predictor_num_heads={self.predictor_num_heads}", self.predictor_embed_dim)
 
 
 @dataclass
-class JEPATrainingConfig:
-    """Everything a pretraining or cooldown run needs; presets live in ``vjepa_ac/configs/*.yaml``.
+class PretrainOptimConfig:
+    """AdamW, the lr / wd / EMA schedules and the cooldown start.
 
-    Time is counted in epochs of ``steps_per_epoch`` optimiser steps (the official "ipe"), independent
-    of the dataset size; the data stream simply continues across epochs.
+    Time is counted in epochs of ``steps_per_epoch`` optimiser steps (the official "ipe"), independent of the
+    dataset size; the data stream simply continues across epochs.
     """
 
-    # predictor
-    predictor_embed_dim: int = 384
-    predictor_depth: int = 12
-    predictor_num_heads: int = 12
-    num_mask_tokens: int = 10
-    # optimisation
-    lr: float = 1e-3
-    start_lr: float = 2e-4
-    final_lr: float = 1e-6
-    lr_schedule: str | None = None  # None: "linear" when is_anneal else "cosine" (see schedules.LR_SCHEDULES)
-    decay_fraction: float = 0.2  # 'wsd' only: fraction of post-warmup steps spent decaying
-    warmup_epochs: int = 40
-    epochs: int = 300
-    steps_per_epoch: int = 300
-    weight_decay: float = 0.04
-    final_weight_decay: float = 0.4
-    clip_grad: float | None = None
-    batch_size: int = 64
-    use_bfloat16: bool = True
-    use_float16: bool = False
-    ema_start: float = 0.99925
-    ema_end: float = 0.99925
-    ema_schedule: str = "linear"
-    encoder_lr_scale: float = 1.0
-    # loss
-    loss: str = "lp"
-    loss_exp: float = 1.0
-    smooth_l1_beta: float = 1.0
-    normalize_reps: bool = False
-    vicreg_var_weight: float = 0.0
-    vicreg_cov_weight: float = 0.0
-    # cooldown / initialisation
-    is_anneal: bool = False
-    anneal_ckpt: str | None = None
-    auto_steps: int = 0
-    # model, masks, data
-    model: EncoderConfig = field(default_factory=EncoderConfig)
-    masks: list[MaskConfig] = field(default_factory=lambda: [
-        MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])
-    data: DataConfig = field(default_factory=DataConfig)
-    # run
-    output_dir: str = "runs/pretrain"
-    seed: int = 0
-    device: str | None = None
-    threads: int | None = None  # torch CPU threads (None: torch's default); see docs/pretraining.md
-    log_every: int = 10
-    stats_every: int = 10
-    save_every_epochs: int = 50
-    collapse_std: float = 0.01
-    collapse_rank_fraction: float = 0.01
-    resume: bool = True
+    lr: float = 1e-3  # peak learning rate
+    start_lr: float = 2e-4  # learning rate at step 0 (warmup start)
+    final_lr: float = 1e-6  # learning rate at the last step
+    lr_schedule: str | None = None  # cosine, wsd, linear or constant; None: linear when is_anneal else cosine
+    decay_fraction: float = 0.2  # wsd only: fraction of post-warmup steps spent decaying
+    warmup_epochs: int = 40  # linear warmup, epochs
+    epochs: int = 300  # epochs of the run
+    steps_per_epoch: int = 300  # optimiser steps per epoch (official ipe)
+    weight_decay: float = 0.04  # AdamW weight decay at step 0
+    final_weight_decay: float = 0.4  # weight decay at the last step (cosine in between)
+    clip_grad: float | None = None  # max gradient norm (None: no clipping)
+    ema_start: float = 0.99925  # target-encoder EMA momentum at step 0
+    ema_end: float = 0.99925  # EMA momentum at the last step
+    ema_schedule: str = "linear"  # linear or cosine
+    encoder_lr_scale: float = 1.0  # encoder lr = lr x this
+    is_anneal: bool = False  # cooldown: linear lr anneal (default schedule) from anneal_ckpt
+    anneal_ckpt: str | None = None  # checkpoint a new run starts from (weights + optimizer state)
 
     def __post_init__(self):
-        def need(ok: bool, name: str, expected: str):
-            if not ok:
-                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
-
-        for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens",
-                     "epochs", "steps_per_epoch", "batch_size", "log_every", "stats_every", "save_every_epochs"):
-            need(getattr(self, name) >= 1, name, ">= 1")
-        need(self.predictor_embed_dim % self.predictor_num_heads == 0, "predictor_embed_dim",
-             f"a multiple of predictor_num_heads={self.predictor_num_heads}")
-        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"in [0, epochs={self.epochs}]")
-        need(self.lr > 0, "lr", "> 0")
-        need(self.final_lr >= 0 and self.start_lr >= 0, "final_lr" if self.final_lr < 0 else "start_lr", ">= 0")
+        for name in ("epochs", "steps_per_epoch"):
+            need(getattr(self, name) >= 1, f"optim.{name}", ">= 1", getattr(self, name))
+        need(0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs", f"in [0, epochs={self.epochs}]",
+             self.warmup_epochs)
+        need(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "a finite learning rate > 0", self.lr)
+        for name in ("start_lr", "final_lr", "weight_decay", "final_weight_decay", "encoder_lr_scale"):
+            need(finite_nonnegative(getattr(self, name)), f"optim.{name}", "finite and >= 0", getattr(self, name))
         if self.lr_schedule is None:
             self.lr_schedule = "linear" if self.is_anneal else "cosine"
-        need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
-        need(0.0 <= self.decay_fraction <= 1.0, "decay_fraction", "in [0, 1]")
-        need(self.weight_decay >= 0 and self.final_weight_decay >= 0, "weight_decay", ">= 0 (and final_weight_decay)")
-        need(0.0 <= self.ema_start <= 1.0, "ema_start", "in [0, 1]")
-        need(0.0 <= self.ema_end <= 1.0, "ema_end", "in [0, 1]")
-        need(self.ema_schedule in EMA_SCHEDULES, "ema_schedule", f"one of {EMA_SCHEDULES}")
-        need(self.loss in LOSS_KINDS, "loss", f"one of {LOSS_KINDS}")
-        need(self.loss_exp > 0, "loss_exp", "> 0")
-        need(self.encoder_lr_scale >= 0, "encoder_lr_scale", ">= 0")
-        need(self.clip_grad is None or self.clip_grad > 0, "clip_grad", "None or > 0")
-        need(not (self.use_bfloat16 and self.use_float16), "use_float16", "False when use_bfloat16 is True")
-        need(self.auto_steps == 0, "auto_steps",
-             "0: autoregressive rollout steps belong to action-conditioned training (scripts/train_ac.py); "
-             "mask pretraining has none")
-        need(not self.is_anneal or self.anneal_ckpt is not None or self.resume, "anneal_ckpt",
-             "a checkpoint path when is_anneal is True (or resume from output_dir)")
-        need(self.threads is None or self.threads >= 1, "threads", "None or >= 1")
-        need(len(self.masks) >= 1, "masks", "at least one mask generator")
-        grid = self.data.crop_size % self.model.patch_size == 0
-        need(grid, "data", f"crop_size ({self.data.crop_size}) divisible by model.patch_size "
-                           f"({self.model.patch_size})")
-        need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data",
-             f"frames_per_clip ({self.data.frames_per_clip}) divisible by model.tubelet_size "
-             f"({self.model.tubelet_size})")
+        need(self.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"one of {LR_SCHEDULES}", self.lr_schedule)
+        need(0.0 <= self.decay_fraction <= 1.0, "optim.decay_fraction", "in [0, 1]", self.decay_fraction)
+        need(self.clip_grad is None or (math.isfinite(self.clip_grad) and self.clip_grad > 0), "optim.clip_grad",
+             "None or finite and > 0", self.clip_grad)
+        for name in ("ema_start", "ema_end"):
+            need(0.0 <= getattr(self, name) <= 1.0, f"optim.{name}", "in [0, 1]", getattr(self, name))
+        need(self.ema_schedule in EMA_SCHEDULES, "optim.ema_schedule", f"one of {EMA_SCHEDULES}", self.ema_schedule)
 
     # Names read by schedules.LRScheduler / WDScheduler.
     @property
@@ -183,14 +130,165 @@ class JEPATrainingConfig:
     def warmup_steps(self) -> int:
         return self.warmup_epochs * self.steps_per_epoch
 
+
+@dataclass
+class PretrainLossConfig:
+    """The masked-prediction objective: which tokens are predicted and how the distance is measured."""
+
+    loss: str = "lp"  # lp (|d|^p / p), l2 or smooth_l1 (vjepa_ac.losses)
+    loss_exp: float = 1.0  # exponent p of lp (1: L1, as the official)
+    smooth_l1_beta: float = 1.0  # smooth_l1 only: transition point
+    normalize_reps: bool = False  # layer-norm the target features (the official configs: true)
+    vicreg_var_weight: float = 0.0  # weight of a VICReg variance term on the context features (0: off)
+    vicreg_cov_weight: float = 0.0  # weight of a VICReg covariance term (0: off)
+    # 3-D multi-block mask generators (official: 8 blocks of 0.15 and 2 blocks of 0.7 of the frame area)
+    masks: list[MaskConfig] = field(default_factory=lambda: [
+        MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])
+
+    def __post_init__(self):
+        need(self.loss in LOSS_KINDS, "loss.loss", f"one of {LOSS_KINDS}", self.loss)
+        need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
+        need(len(self.masks) >= 1, "loss.masks", "at least one mask generator", self.masks)
+
+
+@dataclass
+class PretrainRunConfig:
+    """Where the run writes, devices, logging and checkpoint cadence."""
+
+    out: str = "runs/pretrain"  # run folder: latest.pt, e<N>.pt, metrics.csv, tb/, config.yaml
+    seed: int = 0  # seed of weights, masks and data
+    device: str | None = None  # cpu, cuda or cuda:N (None: cuda:LOCAL_RANK if available, else cpu)
+    threads: int | None = None  # torch CPU threads (None: torch's default; 1 is fastest for tiny models on a busy machine)
+    use_bfloat16: bool = True  # bf16 autocast on CUDA (the CPU runs float32)
+    use_float16: bool = False  # fp16 autocast + GradScaler on CUDA instead
+    log_every: int = 10  # steps between metric rows
+    stats_every: int = 10  # steps between feature statistics (std, effective rank)
+    save_every_epochs: int = 50  # epochs between e<N>.pt copies (latest.pt: every epoch)
+    collapse_std: float = 0.01  # warn when a feature std falls below this
+    collapse_rank_fraction: float = 0.01  # warn when the effective rank falls below this x D
+    resume: bool = True  # continue from out/latest.pt when it exists
+
+    def __post_init__(self):
+        for name in ("log_every", "stats_every", "save_every_epochs"):
+            need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
+        need(self.threads is None or self.threads >= 1, "run.threads", "None or >= 1", self.threads)
+        need(not (self.use_bfloat16 and self.use_float16), "run.use_float16", "False when use_bfloat16 is True",
+             self.use_float16)
+
+
+@dataclass
+class JEPATrainingConfig:
+    """A pretraining or cooldown run; presets live in ``vjepa_ac/configs/*.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
+    optim: PretrainOptimConfig = field(default_factory=PretrainOptimConfig)
+    loss: PretrainLossConfig = field(default_factory=PretrainLossConfig)
+    run: PretrainRunConfig = field(default_factory=PretrainRunConfig)
+
+    def __post_init__(self):
+        need(not self.optim.is_anneal or self.optim.anneal_ckpt is not None or self.run.resume, "optim.anneal_ckpt",
+             "a checkpoint path when is_anneal is True (or run.resume from run.out)", self.optim.anneal_ckpt)
+        need(self.data.crop_size % self.model.patch_size == 0, "data.crop_size",
+             f"divisible by model.patch_size ({self.model.patch_size})", self.data.crop_size)
+        need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data.frames_per_clip",
+             f"divisible by model.tubelet_size ({self.model.tubelet_size})", self.data.frames_per_clip)
+
     @property
     def image_mode(self) -> bool:
         return self.data.source == "images"
 
 
-def load_pretrain_config(name_or_path: str | os.PathLike, overrides=()) -> JEPATrainingConfig:
-    """A preset name (``tiny-pretrain``, ``vitl-pretrain-256px-16f``, …) or YAML path, plus overrides."""
-    return load_config(JEPATrainingConfig, name_or_path, PRESET_DIR, overrides)
+def load_pretrain_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> JEPATrainingConfig:
+    """A preset name (``tiny-pretrain``, ``vitl-pretrain-256px-16f``, …), our YAML or an official vjepa2 YAML
+    (``app.main --fname`` layout, see ``from_official_layout``), plus nested overrides."""
+    return load_config(JEPATrainingConfig, name_or_path, PRESET_DIR, overrides, convert=from_official_layout)
+
+
+OFFICIAL_SECTIONS = ("data", "data_aug", "loss", "mask", "meta", "model", "optimization")
+_LAUNCHER_KEYS = ("app", "nodes", "tasks_per_node", "cpus_per_task", "mem_per_gpu")  # cluster settings, not ours
+
+
+def from_official_layout(data: dict, source: str = "<official config>") -> dict:
+    """An official vjepa2 pretraining YAML (``python -m app.main --fname FILE``) -> this project's layout.
+
+    Official files are recognised by their ``optimization`` and ``mask`` sections; anything else is returned
+    unchanged. Every key is translated or refused: a setting this trainer does not implement (RandAugment,
+    motion shift, random erasing, complement masks) is an error naming it, never silently dropped. Cluster
+    keys (``nodes``, ``tasks_per_node``, ...) are ignored. Two documented differences: ``ipe_scale`` is not
+    applied (our schedules reach their end values), and the official CSV dataset lists are not read: a
+    single dataset that is a folder of videos is used, otherwise pass ``--data.path``.
+    """
+    if "optimization" not in data or "mask" not in data:
+        return data
+
+    def fail(key: str, expected: str, actual) -> None:
+        raise ConfigError(f"{source}: {key}: expected {expected}, got {actual!r} (not supported by this trainer)")
+
+    def take(section: dict, name: str, keys: dict) -> dict:
+        out = {}
+        for key, value in section.items():
+            if key not in keys:
+                fail(f"{name}.{key}", f"one of {sorted(keys)}", value)
+            if keys[key] is not None:
+                out[keys[key]] = value
+        return out
+
+    unknown = sorted(set(data) - set(OFFICIAL_SECTIONS) - set(_LAUNCHER_KEYS) - {"folder"})
+    if unknown:
+        fail(unknown[0], f"an official section {OFFICIAL_SECTIONS}", data[unknown[0]])
+    d = dict(data.get("data", {}))
+    fpcs, datasets = d.pop("dataset_fpcs", [16]), d.pop("datasets", [])
+    model = take({k: d.pop(k) for k in ("patch_size", "tubelet_size") if k in d}, "data",
+                 {"patch_size": "patch_size", "tubelet_size": "tubelet_size"})
+    ours_data = take(d, "data", {"batch_size": "batch_size", "crop_size": "crop_size", "fps": "fps",
+                                 "num_workers": "num_workers", "dataset_type": None, "datasets_weights": None,
+                                 "persistent_workers": None, "pin_mem": None})
+    # Official dataset lists are CSV files of the official loader; a single folder of videos is read as it is.
+    folder = datasets[0] if len(datasets) == 1 and Path(datasets[0]).is_dir() else None
+    ours_data.update(source="videos", frames_per_clip=max(fpcs), horizontal_flip=True, path=folder)  # flip p 0.5
+    aug = dict(data.get("data_aug", {}))
+    for key, off in (("auto_augment", False), ("motion_shift", False), ("reprob", 0.0)):
+        if aug.pop(key, off) not in (off, None):
+            fail(f"data_aug.{key}", repr(off), data["data_aug"][key])
+    ours_data.update(take(aug, "data_aug", {"random_resize_scale": "random_resized_crop",
+                                            "random_resize_aspect_ratio": "aspect_ratio"}))
+    masks = []
+    for i, m in enumerate(data["mask"]):
+        m = dict(m)
+        if m.pop("full_complement", False) or m.pop("max_keep", None) is not None:
+            fail(f"mask[{i}]", "full_complement false and max_keep null", data["mask"][i])
+        masks.append(take(m, f"mask[{i}]", {k: k for k in ("num_blocks", "spatial_scale", "temporal_scale",
+                                                             "aspect_ratio", "max_temporal_keep")}))
+    m = dict(data.get("model", {}))
+    for key in ("use_mask_tokens", "zero_init_mask_tokens"):
+        if not m.pop(key, True):
+            fail(f"model.{key}", "true", False)
+    model.update(take(m, "model", {"model_name": "name", "pred_depth": "predictor_depth",
+                                   "pred_embed_dim": "predictor_embed_dim", "pred_num_heads": "predictor_num_heads",
+                                   "use_rope": "use_rope", "use_activation_checkpointing": "use_activation_checkpointing",
+                                   "uniform_power": None, "use_sdpa": None, "use_silu": None, "wide_silu": None}))
+    model["num_mask_tokens"] = len(masks) * len(fpcs)  # as the official app sizes it
+    o = dict(data["optimization"])
+    ema = o.pop("ema", [0.99925, 0.99925])
+    optim = take(o, "optimization", {"epochs": "epochs", "ipe": "steps_per_epoch", "warmup": "warmup_epochs",
+                                     "lr": "lr", "start_lr": "start_lr", "final_lr": "final_lr",
+                                     "weight_decay": "weight_decay", "final_weight_decay": "final_weight_decay",
+                                     "is_anneal": "is_anneal", "anneal_ckpt": "anneal_ckpt", "ipe_scale": None,
+                                     "resume_anneal": None, "clip_grad": "clip_grad"})
+    optim.update(ema_start=ema[0], ema_end=ema[1])
+    loss = {"loss": "lp", "normalize_reps": True, "masks": masks,  # official targets are always layer-normed
+            **take(dict(data.get("loss", {})), "loss", {"loss_exp": "loss_exp"})}
+    meta = dict(data.get("meta", {}))
+    dtype = meta.pop("dtype", "bfloat16")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        fail("meta.dtype", "bfloat16, float16 or float32", dtype)
+    run = take(meta, "meta", {"seed": "seed", "save_every_freq": "save_every_epochs", "load_checkpoint": "resume",
+                              "eval_freq": None, "use_sdpa": None, "read_checkpoint": None})
+    run.update(use_bfloat16=dtype == "bfloat16", use_float16=dtype == "float16")
+    if "folder" in data:
+        run["out"] = data["folder"]
+    return {"data": ours_data, "model": model, "optim": optim, "loss": loss, "run": run}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,31 +296,18 @@ def load_pretrain_config(name_or_path: str | os.PathLike, overrides=()) -> JEPAT
 # --------------------------------------------------------------------------------------------------
 
 def build_encoder(cfg: JEPATrainingConfig) -> nn.Module:
-    from vjepa_ac.models import vision_transformer as vt
-
-    m = cfg.model
-    common = {"img_size": cfg.data.crop_size, "patch_size": m.patch_size, "num_frames": cfg.data.frames_per_clip,
-              "tubelet_size": m.tubelet_size, "use_rope": m.use_rope,
-              "use_activation_checkpointing": m.use_activation_checkpointing}
-    if m.name == "custom":
-        return vt.VisionTransformer(embed_dim=m.embed_dim, depth=m.depth, num_heads=m.num_heads,
-                                    mlp_ratio=m.mlp_ratio, qkv_bias=True,
-                                    norm_layer=partial(nn.LayerNorm, eps=1e-6), **common)
-    factory = getattr(vt, m.name, None)
-    if factory is None or not m.name.startswith("vit_"):
-        raise ValueError(f"model.name: expected 'custom' or a factory of vjepa_ac.models.vision_transformer "
-                         f"(vit_large, vit_huge, vit_giant_xformers, …), got {m.name!r}")
-    return factory(**common)
+    """The encoder of a pretraining config (``vjepa_ac.runtime`` builds it from the config's plain dict)."""
+    return runtime.build_encoder(runtime.encoder_spec_from_pretrain_config(to_dict(cfg)))
 
 
 def build_predictor(cfg: JEPATrainingConfig, embed_dim: int) -> nn.Module:
     from vjepa_ac.models.predictor import vit_predictor
 
     return vit_predictor(
-        embed_dim=embed_dim, predictor_embed_dim=cfg.predictor_embed_dim, depth=cfg.predictor_depth,
-        num_heads=cfg.predictor_num_heads, img_size=cfg.data.crop_size, patch_size=cfg.model.patch_size,
+        embed_dim=embed_dim, predictor_embed_dim=cfg.model.predictor_embed_dim, depth=cfg.model.predictor_depth,
+        num_heads=cfg.model.predictor_num_heads, img_size=cfg.data.crop_size, patch_size=cfg.model.patch_size,
         num_frames=cfg.data.frames_per_clip, tubelet_size=cfg.model.tubelet_size, use_mask_tokens=True,
-        num_mask_tokens=cfg.num_mask_tokens, zero_init_mask_tokens=True, use_rope=cfg.model.use_rope,
+        num_mask_tokens=cfg.model.num_mask_tokens, zero_init_mask_tokens=True, use_rope=cfg.model.use_rope,
         use_activation_checkpointing=cfg.model.use_activation_checkpointing)
 
 
@@ -231,7 +316,7 @@ def build_mask_sampler(cfg: JEPATrainingConfig):
     grid = cfg.data.crop_size // cfg.model.patch_size
     if cfg.image_mode:
         return MultiBlockMask2D(grid, grid)
-    return MultiBlockMask3D(cfg.masks, cfg.data.frames_per_clip // cfg.model.tubelet_size, grid, grid)
+    return MultiBlockMask3D(cfg.loss.masks, cfg.data.frames_per_clip // cfg.model.tubelet_size, grid, grid)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,36 +408,35 @@ class JEPATrainer:
         self.device = torch.device(device) if device is not None else next(encoder.parameters()).device
         self.encoder = encoder.to(self.device)
         self.predictor = predictor.to(self.device)
-        self.ema = EMAManager(self.encoder, (config.ema_start, config.ema_end, config.ema_schedule),
-                              config.total_steps)
+        o = config.optim
+        self.ema = EMAManager(self.encoder, (o.ema_start, o.ema_end, o.ema_schedule), o.total_steps)
         self.model: nn.Module = JEPAModel(self.encoder, self.predictor)
         if distributed.get_world_size() > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Unused mask tokens make some predictor parameters gradient-free in every step.
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
                                                              find_unused_parameters=True)
-        self.optimizer = build_adamw({"encoder": self.encoder, "predictor": self.predictor}, config.lr,
-                                     config.weight_decay, lr_scales={"encoder": config.encoder_lr_scale})
-        self.lr_scheduler = LRScheduler(self.optimizer, config)
-        self.wd_scheduler = WDScheduler(self.optimizer, config)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_float16)
+        self.optimizer = build_adamw({"encoder": self.encoder, "predictor": self.predictor}, o.lr, o.weight_decay,
+                                     lr_scales={"encoder": o.encoder_lr_scale})
+        self.lr_scheduler = LRScheduler(self.optimizer, o)
+        self.wd_scheduler = WDScheduler(self.optimizer, o)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.run.use_float16)
+        self.guard = DivergenceGuard([*self.encoder.parameters(), *self.predictor.parameters()])
         self.global_step = 0
         self.last_metrics: dict[str, float] = {}
         self._loss_sum, self._loss_count = 0.0, 0
 
     # -- one optimisation step -------------------------------------------------------------------
     def _autocast(self):
-        cfg = self.config
-        if self.device.type == "cuda" and (cfg.use_bfloat16 or cfg.use_float16):
-            return torch.autocast("cuda", dtype=torch.bfloat16 if cfg.use_bfloat16 else torch.float16)
+        run = self.config.run
+        if self.device.type == "cuda" and (run.use_bfloat16 or run.use_float16):
+            return torch.autocast("cuda", dtype=torch.bfloat16 if run.use_bfloat16 else torch.float16)
         return nullcontext()  # float32 on CPU
 
     def target_features(self, clips: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
             h = self.ema.get_target_encoder()(clips)
-            if self.config.normalize_reps:
-                h = F.layer_norm(h, (h.size(-1),))
-        return h
+        return runtime.normalize_latents(h, self.config.loss.normalize_reps)
 
     def train_step(self, batch, masks_enc, masks_pred) -> dict[str, float]:
         cfg = self.config
@@ -372,31 +456,32 @@ class JEPATrainer:
             preds, contexts = self.model(clips, masks_enc, masks_pred)
             pairs = _pairs(masks_enc, masks_pred)
             loss_jepa = sum(
-                regression_loss(p.float(), gather_tokens(h, masks_pred[j]).float(), cfg.loss, cfg.loss_exp,
-                                cfg.smooth_l1_beta)
+                regression_loss(p.float(), gather_tokens(h, masks_pred[j]).float(), cfg.loss.loss,
+                                cfg.loss.loss_exp, cfg.loss.smooth_l1_beta)
                 for p, (_, j) in zip(preds, pairs)) / len(pairs)
             loss = loss_jepa
             metrics = {}
-            if cfg.vicreg_var_weight > 0 or cfg.vicreg_cov_weight > 0:
+            if cfg.loss.vicreg_var_weight > 0 or cfg.loss.vicreg_cov_weight > 0:
                 var, cov = zip(*(variance_covariance(z) for z in contexts))
                 var, cov = sum(var) / len(var), sum(cov) / len(cov)
-                loss = loss + cfg.vicreg_var_weight * var + cfg.vicreg_cov_weight * cov
+                loss = loss + cfg.loss.vicreg_var_weight * var + cfg.loss.vicreg_cov_weight * cov
                 metrics.update(vicreg_var=var.item(), vicreg_cov=cov.item())
 
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad if cfg.clip_grad else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad or math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        self.guard.check(step)  # a diverged step stops the run here, before any checkpoint is written
         self.global_step = step
 
         loss_value = distributed.all_reduce_mean(loss_jepa.detach()).item()
         self._loss_sum += loss_value
         self._loss_count += 1
         metrics.update(loss=loss_value, lr=lr, wd=wd, grad_norm=float(grad_norm))
-        if step % cfg.stats_every == 0 or step == 1:
+        if step % cfg.run.stats_every == 0 or step == 1:
             metrics.update(feature_stats(h).as_dict("target"))
             metrics.update(feature_stats(torch.cat([z.detach().flatten(0, 1) for z in contexts])).as_dict("context"))
         return metrics
@@ -419,15 +504,16 @@ class JEPATrainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": epoch,
             "loss": mean_loss,
-            "batch_size": self.config.batch_size,
+            "batch_size": self.config.data.batch_size,
             "world_size": distributed.get_world_size(),
-            "lr": self.config.lr,
+            "lr": self.config.optim.lr,
             "step": self.global_step,
             "config": to_dict(self.config),
         }
 
     def save_checkpoint(self, path: str | os.PathLike, epoch: int) -> None:
         """Write the checkpoint atomically (rank 0 only); ``epoch`` = number of completed epochs."""
+        DivergenceGuard.check_optimizer(self.optimizer, self.global_step)
         if distributed.is_main_process():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             atomic_save(self.state(epoch), path)
@@ -452,6 +538,7 @@ class JEPATrainer:
                 load_pretrained(module, ckpt, key)
             except (KeyError, RuntimeError) as e:
                 raise type(e)(f"{source}: {e}") from e
+        self.guard.reset()
 
     def _load_optimizer(self, state: dict, source: str) -> None:
         """Load an optimizer state, keeping this run's group settings (``name``, ``lr_scale``,
@@ -466,7 +553,7 @@ class JEPATrainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> int:
         """Restore everything for an exact resume; returns the stored epoch (completed epochs)."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
         self.load_weights(ckpt, str(path))
         self._load_optimizer(ckpt["opt"], str(path))
         if ckpt.get("scaler") is not None:
@@ -474,13 +561,13 @@ class JEPATrainer:
                 raise ValueError(f"{path}: checkpoint has a GradScaler state but use_float16 is False")
             self.scaler.load_state_dict(ckpt["scaler"])
         epoch = int(ckpt["epoch"])
-        self.global_step = int(ckpt.get("step", epoch * self.config.steps_per_epoch))
+        self.global_step = int(ckpt.get("step", epoch * self.config.optim.steps_per_epoch))
         return epoch
 
     def start_from(self, path: str | os.PathLike) -> None:
         """Initialise a new run (cooldown / fine-tuning) from a checkpoint: weights, and optimizer
         state when the checkpoint has a compatible one; the step counter starts at 0."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
         self.load_weights(ckpt, str(path))
         if ckpt.get("opt") is not None:
             self._load_optimizer(ckpt["opt"], str(path))
@@ -494,9 +581,9 @@ class JEPATrainer:
 # --------------------------------------------------------------------------------------------------
 
 def train(config: JEPATrainingConfig) -> JEPATrainer:
-    """Plain training loop: resume or start (``anneal_ckpt``), then epochs of ``steps_per_epoch`` steps.
+    """Plain training loop: resume or start (``optim.anneal_ckpt``), then epochs of ``steps_per_epoch`` steps.
 
-    Writes ``<output_dir>/latest.pt`` after every epoch, ``e{epoch}.pt`` every ``save_every_epochs``
+    Writes ``<run.out>/latest.pt`` after every epoch, ``e{epoch}.pt`` every ``run.save_every_epochs``
     epochs, ``metrics.csv`` + TensorBoard scalars and ``config.yaml``. Returns the trainer; its
     ``last_metrics`` are the metrics of the final step.
     """
@@ -505,74 +592,62 @@ def train(config: JEPATrainingConfig) -> JEPATrainer:
     from vjepa_ac.metrics_log import MetricsLogger
     from vjepa_ac.video_data import build_dataset, build_loader
 
-    dist = distributed.init_distributed(config.device)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)  # identical initial weights on every rank
-    out = Path(config.output_dir)
+    # -- setup: processes, models, trainer
+    run, optim = config.run, config.optim
+    dist = distributed.init_distributed(run.device)
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)  # identical initial weights on every rank
+    out, latest = Path(run.out), Path(run.out) / "latest.pt"
+    if dist.is_main:
+        remove_stale_temps(out)  # left by a crash during a checkpoint write
     encoder = build_encoder(config)
-    predictor = build_predictor(config, encoder.embed_dim)
-    trainer = JEPATrainer(encoder, predictor, config, dist.device)
+    trainer = JEPATrainer(encoder, build_predictor(config, encoder.embed_dim), config, dist.device)
 
+    # -- resume, or start a cooldown from another run
     start_epoch = 0
-    latest = out / "latest.pt"
-    if config.resume and latest.exists():
+    if run.resume and latest.exists():
         start_epoch = trainer.load_checkpoint(latest)
         print(f"[pretrain] resumed from {latest}: epoch {start_epoch}, step {trainer.global_step}")
-    elif config.anneal_ckpt:
-        trainer.start_from(config.anneal_ckpt)
-        print(f"[pretrain] starting from {config.anneal_ckpt}")
+    elif optim.anneal_ckpt:
+        trainer.start_from(optim.anneal_ckpt)
+        print(f"[pretrain] starting from {optim.anneal_ckpt}")
     if dist.is_main:
         save_yaml(config, out / "config.yaml")
 
-    dataset = build_dataset(config.data)
-    loader = build_loader(dataset, config.batch_size, config.seed, dist.rank, dist.world_size,
-                          trainer.global_step, config.data.num_workers)
-    batches = iter(loader)
+    # -- data (a pure function of seed, step and rank) and masks
+    batches = iter(build_loader(build_dataset(config.data), config.data.batch_size, run.seed, dist.rank,
+                                dist.world_size, trainer.global_step, config.data.num_workers))
     sampler = build_mask_sampler(config)
     logger = MetricsLogger(out)
-    bar = tqdm(total=config.total_steps, initial=trainer.global_step, disable=not dist.is_main,
+    bar = tqdm(total=optim.total_steps, initial=trainer.global_step, disable=not dist.is_main,
                desc="pretrain", dynamic_ncols=True)
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, optim.epochs):
         trainer.reset_loss_average()
-        for _ in range(config.steps_per_epoch):
+        for _ in range(optim.steps_per_epoch):
             step = trainer.global_step
             clips = next(batches)
-            masks_enc, masks_pred = sampler(clips.shape[0], mask_generator(step, config.seed, dist.rank))
-            metrics = trainer.train_step(clips, masks_enc, masks_pred)
+            masks_enc, masks_pred = sampler(clips.shape[0], mask_generator(step, run.seed, dist.rank))
+            metrics = trainer.train_step(clips, masks_enc, masks_pred)  # stops a diverged step before any save
             metrics["momentum"] = trainer.update_ema(step)
             metrics["epoch"] = epoch
             if not math.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"pretrain: loss is {metrics['loss']} at step {step + 1}; stopping "
-                                         f"(last checkpoint: {latest})")
+                raise TrainingDiverged(f"pretrain: loss is {metrics['loss']} at step {step + 1}; stopping "
+                                       f"(last checkpoint: {latest})")
             if "target_std" in metrics and dist.is_main:
                 for name in ("target", "context"):
                     stats = FeatureStats(metrics[f"{name}_std"], metrics[f"{name}_rank"], encoder.embed_dim)
-                    warn_if_collapsed(stats, name, config.collapse_std, config.collapse_rank_fraction)
-            if trainer.global_step % config.log_every == 0 or "target_std" in metrics:
+                    warn_if_collapsed(stats, name, run.collapse_std, run.collapse_rank_fraction)
+            if trainer.global_step % run.log_every == 0 or "target_std" in metrics:
                 metrics["time_s"] = time.perf_counter() - t0
                 logger.log(trainer.global_step, metrics)
             trainer.last_metrics = metrics
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", refresh=False)
         trainer.save_checkpoint(latest, epoch + 1)
-        if (epoch + 1) % config.save_every_epochs == 0:
+        if (epoch + 1) % run.save_every_epochs == 0:
             trainer.save_checkpoint(out / f"e{epoch}.pt", epoch + 1)
     bar.close()
     logger.close()
     return trainer
-
-
-def load_encoder_from_checkpoint(path: str | os.PathLike, key: str = "target_encoder",
-                                 map_location="cpu") -> tuple[nn.Module, JEPATrainingConfig]:
-    """Rebuild the encoder of a checkpoint written by ``train`` (its ``config`` entry) and load ``key``."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if "config" not in ckpt:
-        raise KeyError(f"{path}: no 'config' entry; only checkpoints written by vjepa_ac.pretrain carry the "
-                       "architecture (use vjepa_ac.checkpoint.load_pretrained for official files)")
-    cfg = from_dict(JEPATrainingConfig, ckpt["config"], source=f"{path}:config")
-    encoder = build_encoder(cfg)
-    load_pretrained(encoder, ckpt, key)
-    return encoder.eval(), cfg
-

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vjepa_ac.runtime import normalize_latents, rollout
+
 
 class StateHead(nn.Module):
     """Per-token projection to `token_dim`, flattened (keeps where things are), then a 2-layer MLP to `out`.
@@ -115,9 +117,7 @@ def store_frames(store, normalize_reps: bool = True, episodes=None) -> tuple[tor
     rows = np.concatenate([np.arange(starts[e], starts[e] + lengths[e]) for e in episodes])
     episode_ids = np.concatenate([np.full(lengths[e], e) for e in episodes])
     features = torch.from_numpy(np.asarray(group["features"][:])[rows]).float()
-    if normalize_reps:
-        features = torch.nn.functional.layer_norm(features, features.shape[-1:])
-    return features, np.asarray(group["states"][:])[rows], episode_ids
+    return normalize_latents(features, normalize_reps), np.asarray(group["states"][:])[rows], episode_ids
 
 
 def save_state_head(head: StateHead, path, **extra) -> None:
@@ -130,9 +130,10 @@ def save_state_head(head: StateHead, path, **extra) -> None:
 
 
 def load_state_head(path, map_location="cpu") -> StateHead:
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if "state_head" not in ckpt or "spec" not in ckpt:
-        raise KeyError(f"{path}: not a state-head checkpoint (expected keys 'state_head' and 'spec', got {sorted(ckpt)})")
+    from vjepa_ac.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path, map_location=map_location, expected="a state-head checkpoint",
+                           required=("state_head", "spec"))
     head = StateHead(**ckpt["spec"])
     head.load_state_dict(ckpt["state_head"])
     return head.eval().requires_grad_(False)
@@ -148,7 +149,6 @@ def predicted_latents(predictor: nn.Module, latents: torch.Tensor, states, episo
     predicted k steps ahead of frame t, for every t with t + horizon inside its episode.
     """
     from droid_data import pose_diffs
-    from vjepa_ac.ac_train import rollout
 
     states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
     episode = np.asarray(episode)

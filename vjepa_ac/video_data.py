@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vjepa_ac.runtime import imagenet_normalize
+
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DATA_SOURCES = ("droid", "droid_cache", "videos", "images", "synthetic")
@@ -49,25 +49,26 @@ class DataConfig:
     cameras: camera roles or serials to use for ``droid`` (empty = every camera of each episode).
     """
 
-    source: str = "synthetic"
-    path: str | None = None
-    frames_per_clip: int = 16
-    fps: float | None = None
-    frame_step: int = 4
-    crop_size: int = 256
-    random_resized_crop: tuple[float, float] = (0.3, 1.0)
-    aspect_ratio: tuple[float, float] = (0.75, 1.35)
-    horizontal_flip: bool = False
-    cameras: list[str] | None = None
-    num_workers: int = 0
-    synthetic_size: int = 256
+    source: str = "synthetic"  # droid, droid_cache, videos, images or synthetic
+    path: str | None = None  # data folder (droid: a root or an episode-list file)
+    batch_size: int = 64  # clips per step and process
+    frames_per_clip: int = 16  # frames per clip (official dataset_fpcs)
+    fps: float | None = None  # target frame rate (None: use frame_step for every video)
+    frame_step: int = 4  # frame step when fps is None
+    crop_size: int = 256  # output side in pixels
+    random_resized_crop: tuple[float, float] = (0.3, 1.0)  # (min, max) area fraction of the random crop
+    aspect_ratio: tuple[float, float] = (0.75, 1.35)  # (min, max) width/height of the random crop
+    horizontal_flip: bool = False  # flip with p 0.5 (off: flipping robot data mirrors the action space)
+    cameras: list[str] | None = None  # droid: camera roles or serials (None: every camera)
+    num_workers: int = 0  # DataLoader worker processes
+    synthetic_size: int = 256  # synthetic: number of generated clips
 
     def __post_init__(self):
         if self.source not in DATA_SOURCES:
             raise ValueError(f"data.source: expected one of {DATA_SOURCES}, got {self.source!r}")
         if self.source != "synthetic" and not self.path:
             raise ValueError(f"data.path: source {self.source!r} needs a path, got {self.path!r}")
-        for name in ("frames_per_clip", "frame_step", "crop_size"):
+        for name in ("batch_size", "frames_per_clip", "frame_step", "crop_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name}: expected >= 1, got {getattr(self, name)}")
         lo, hi = self.random_resized_crop
@@ -93,8 +94,6 @@ class VideoTransform:
     def __init__(self, crop_size: int, scale=(0.3, 1.0), ratio=(0.75, 1.35), horizontal_flip: bool = False):
         self.crop_size, self.scale, self.ratio = crop_size, tuple(scale), tuple(ratio)
         self.horizontal_flip = horizontal_flip
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
 
     def crop_box(self, height: int, width: int, g: torch.Generator) -> tuple[int, int, int, int]:
         area = height * width
@@ -125,7 +124,7 @@ class VideoTransform:
         if self.horizontal_flip and torch.rand((), generator=g).item() < 0.5:
             x = x.flip(-1)
         x = x.permute(1, 0, 2, 3)  # [3, T, S, S]
-        return (x - self.mean) / self.std
+        return imagenet_normalize(x, channel_dim=0)
 
 
 def _split_item(item) -> tuple[int, torch.Generator]:

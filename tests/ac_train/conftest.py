@@ -76,3 +76,34 @@ def toy():
     """The toy dynamics above as a namespace (test modules cannot import each other under importlib mode)."""
     return types.SimpleNamespace(COEF=COEF, latents_of=latents_of, ToyPredictor=ToyPredictor,
                                  random_trajectory=random_trajectory)
+
+
+# Flat test keywords -> AC config group, so tests read ac_config(lr=1e-3, batch_size=4).
+AC_GROUP = {
+    **dict.fromkeys(("path", "frames_per_clip", "fps", "camera", "crop_aspect", "batch_size", "num_workers",
+                     "val_fraction", "feature_cache", "cache_dtype"), "data"),
+    **dict.fromkeys(("encoder_name", "encoder_kwargs", "encoder_checkpoint", "encoder_checkpoint_key", "img_size",
+                     "patch_size", "tubelet_size", "predictor_embed_dim", "predictor_depth", "predictor_num_heads",
+                     "predictor_num_frames", "use_activation_checkpointing"), "model"),
+    **dict.fromkeys(("lr", "start_lr", "final_lr", "warmup_steps", "total_steps", "lr_schedule", "decay_fraction",
+                     "weight_decay", "final_weight_decay", "betas", "eps", "clip_grad"), "optim"),
+    **dict.fromkeys(("auto_steps", "loss_exp", "normalize_reps"), "loss"),
+    **dict.fromkeys(("out", "seed", "max_steps", "use_bfloat16", "log_every", "eval_every", "eval_clips",
+                     "checkpoint_every"), "run"),
+}
+
+
+def make_ac_config(**flat):
+    from vjepa_ac.ac_train import ACTrainingConfig
+    from vjepa_ac.config import from_dict
+
+    nested: dict = {}
+    for key, value in flat.items():
+        nested.setdefault(AC_GROUP[key], {})[key] = value
+    return from_dict(ACTrainingConfig, nested, source="tests")
+
+
+@pytest.fixture
+def ac_config():
+    """``make_ac_config(**flat_fields)`` -> ACTrainingConfig."""
+    return make_ac_config

@@ -52,21 +52,22 @@ def test_shape_mismatch_is_reported():
 
 
 def test_config_errors_name_field_expected_and_actual(tmp_path):
-    from vjepa_ac.ac_train import ACTrainingConfig, load_ac_config
+    from vjepa_ac.ac_train import ACLossConfig, ACModelConfig, ACTrainingConfig, load_ac_config
     from vjepa_ac.config import ConfigError
 
-    with pytest.raises(ValueError, match=r"auto_steps: expected 0..frames_per_clip-1 = 0..7, got 8"):
-        ACTrainingConfig(auto_steps=8)
-    with pytest.raises(ValueError, match=r"img_size: expected a multiple of patch_size=16, got 100"):
-        ACTrainingConfig(img_size=100)
+    with pytest.raises(ValueError, match=r"loss.auto_steps: expected 0..data.frames_per_clip-1 = 0..7, got 8"):
+        ACTrainingConfig(loss=ACLossConfig(auto_steps=8))
+    with pytest.raises(ValueError, match=r"model.img_size: expected a multiple of patch_size=16, got 100"):
+        ACModelConfig(img_size=100)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("base: ac-tiny\nlearning_rate: 1.0\n")
-    with pytest.raises(ConfigError, match="learning_rate"):
+    bad.write_text("base: ac-tiny\noptim: {learning_rate: 1.0}\n")
+    with pytest.raises(ConfigError, match="bad.yaml: optim: .*learning_rate"):
         load_ac_config(bad)
     preset = load_ac_config("ac-droid-256px-8f")
-    assert (preset.lr, preset.start_lr, preset.warmup_steps, preset.total_steps) == (4.25e-4, 7.5e-5, 4500, 94500)
-    assert (preset.predictor_depth, preset.predictor_embed_dim, preset.predictor_num_heads) == (24, 1024, 16)
-    assert (preset.frames_per_clip, preset.fps, preset.tubelet_size, preset.auto_steps) == (8, 4.0, 2, 2)
+    o, m, d = preset.optim, preset.model, preset.data
+    assert (o.lr, o.start_lr, o.warmup_steps, o.total_steps) == (4.25e-4, 7.5e-5, 4500, 94500)
+    assert (m.predictor_depth, m.predictor_embed_dim, m.predictor_num_heads) == (24, 1024, 16)
+    assert (d.frames_per_clip, d.fps, m.tubelet_size, preset.loss.auto_steps) == (8, 4.0, 2, 2)
 
 
 def test_official_preset_schedule_matches_the_released_wsd():
@@ -74,7 +75,7 @@ def test_official_preset_schedule_matches_the_released_wsd():
     from vjepa_ac.ac_train import load_ac_config
     from vjepa_ac.schedules import build_lr_schedule
 
-    sched = build_lr_schedule(load_ac_config("ac-droid-256px-8f"))
+    sched = build_lr_schedule(load_ac_config("ac-droid-256px-8f").optim)
     assert sched.value(0) == pytest.approx(7.5e-5)
     assert sched.value(2250) == pytest.approx((7.5e-5 + 4.25e-4) / 2)
     assert sched.value(4500) == pytest.approx(4.25e-4) and sched.value(90000) == pytest.approx(4.25e-4)

@@ -6,17 +6,17 @@ from droid_data import pose_diffs, read_episode
 from droid_data.synthetic import write_synthetic_episode
 from droid_data.video import center_crop_resize
 from vjepa_ac import feature_cache as fc
-from vjepa_ac.ac_train import ACTrainingConfig, build_encoder, encode_images, encoder_spec
+from vjepa_ac.ac_train import encoder_spec
+from vjepa_ac.runtime import build_encoder, encode
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, ac_config):
     for i, length in enumerate((12, 14, 10)):
         write_synthetic_episode(tmp_path / "data" / f"ep{i}", length=length, size=(24, 40), seed=i)
-    cfg = ACTrainingConfig(encoder_name="VisionTransformer",
-                           encoder_kwargs={"embed_dim": 8, "depth": 1, "num_heads": 2},
-                           encoder_checkpoint_key="encoder", img_size=32, patch_size=16, predictor_num_frames=8,
-                           frames_per_clip=3, fps=4.0, camera="ext1", cache_dtype="float32")
+    cfg = ac_config(encoder_name="VisionTransformer", encoder_kwargs={"embed_dim": 8, "depth": 1, "num_heads": 2},
+                    encoder_checkpoint_key="encoder", img_size=32, patch_size=16, predictor_num_frames=8,
+                    frames_per_clip=3, fps=4.0, camera="ext1", cache_dtype="float32")
     torch.manual_seed(0)
     encoder = build_encoder(encoder_spec(cfg)).eval()
     store = fc.build_feature_cache(tmp_path / "data", tmp_path / "features.zarr", encoder, cfg, encoder_spec(cfg),
@@ -29,8 +29,8 @@ def test_store_holds_every_frame_encoded_as_training_encodes_it(setup):
     assert fc.is_feature_cache(store) and not fc.is_feature_cache(tmp_path / "data")
     ds = fc.FeatureClipDataset(store, frames_per_clip=3, fps=4.0)
     ep = read_episode(tmp_path / "data" / "ep1")
-    frames = center_crop_resize(ep.load_frames("ext1"), cfg.img_size, cfg.crop_aspect)
-    want = encode_images(encoder, torch.from_numpy(frames), normalize_reps=False)
+    frames = center_crop_resize(ep.load_frames("ext1"), cfg.model.img_size, cfg.data.crop_aspect)
+    want = encode(encoder, torch.from_numpy(frames), normalize_reps=False)
     start = int(ds.starts[1])
     torch.testing.assert_close(torch.from_numpy(ds._features[start:start + ep.num_frames]), want)
     np.testing.assert_allclose(ds._states[start:start + ep.num_frames], ep.states)
@@ -61,7 +61,7 @@ def test_on_the_fly_clips_encode_like_the_store(setup):
     row = int(np.argmin(np.abs(feats._states[:, 0] - item["states"][0, 0].item())))  # locate the clip's frame 0
     rows = row + 4 * np.arange(3)
     torch.testing.assert_close(item["states"], torch.from_numpy(feats._states[rows]).float())
-    torch.testing.assert_close(encode_images(encoder, item["frames"], normalize_reps=False),
+    torch.testing.assert_close(encode(encoder, item["frames"], normalize_reps=False),
                                torch.from_numpy(feats._features[rows]))
 
 
@@ -69,7 +69,7 @@ def test_store_from_a_droid_data_cache_equals_store_from_raw(setup):
     from droid_data.cache import convert
 
     tmp_path, cfg, encoder, store = setup
-    convert(tmp_path / "data", tmp_path / "clips.zarr", size=cfg.img_size, cameras=["ext1"], progress=False)
+    convert(tmp_path / "data", tmp_path / "clips.zarr", size=cfg.model.img_size, cameras=["ext1"], progress=False)
     other = fc.build_feature_cache(tmp_path / "clips.zarr", tmp_path / "f2.zarr", encoder, cfg,
                                    encoder_spec(cfg), progress=False)
     a, b = fc.FeatureClipDataset(store, 3, 4.0), fc.FeatureClipDataset(other, 3, 4.0)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from droid_data.conventions import integrate_actions
-from vjepa_ac.ac_train import ACObjective, rollout, teacher_forcing
+from vjepa_ac.ac_train import ACObjective, teacher_forcing
+from vjepa_ac.runtime import rollout
 
 
 def _official_release_rollout_loss(predictor, h, actions, states, auto_steps):

@@ -2,26 +2,36 @@
 import math
 import os
 import socket
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from droid_data.conventions import pose_diffs
-from vjepa_ac.ac_train import ACTrainingConfig, build_encoder, encoder_spec, load_ac_checkpoint, train
+from vjepa_ac.ac_train import ACTrainingConfig, encoder_spec, train
+from vjepa_ac.config import from_dict
 from vjepa_ac.metrics_log import read_metrics
+from vjepa_ac.runtime import build_encoder, load_ac_checkpoint
 
 TOKENS, DIM, FRAMES = 4, 16, 4
 
 
-def tiny_config(**changes) -> ACTrainingConfig:
-    base = {"encoder_name": "VisionTransformer", "encoder_kwargs": {"embed_dim": DIM, "depth": 1, "num_heads": 2},
-            "encoder_checkpoint_key": "encoder", "img_size": 32, "patch_size": 16, "predictor_embed_dim": 32,
-            "predictor_depth": 2, "predictor_num_heads": 2, "predictor_num_frames": 16, "frames_per_clip": FRAMES,
-            "batch_size": 4, "lr": 1e-3, "start_lr": 1e-4, "warmup_steps": 3, "total_steps": 30,
-            "lr_schedule": "wsd", "decay_fraction": 0.2, "log_every": 1, "eval_every": 10, "eval_clips": 8, "checkpoint_every": 10,
-            "use_bfloat16": False, "seed": 5}
-    return ACTrainingConfig(**{**base, **changes})
+def tiny_config(**groups) -> ACTrainingConfig:
+    """A tiny config; ``groups`` are per-group changes, e.g. ``tiny_config(optim={"total_steps": 24})``."""
+    base = {
+        "data": {"frames_per_clip": FRAMES, "batch_size": 4},
+        "model": {"encoder_name": "VisionTransformer", "encoder_kwargs": {"embed_dim": DIM, "depth": 1, "num_heads": 2},
+                  "encoder_checkpoint_key": "encoder", "img_size": 32, "patch_size": 16, "predictor_embed_dim": 32,
+                  "predictor_depth": 2, "predictor_num_heads": 2, "predictor_num_frames": 16},
+        "optim": {"lr": 1e-3, "start_lr": 1e-4, "warmup_steps": 3, "total_steps": 30, "lr_schedule": "wsd",
+                  "decay_fraction": 0.2},
+        "run": {"log_every": 1, "eval_every": 10, "eval_clips": 8, "checkpoint_every": 10, "use_bfloat16": False,
+                "seed": 5},
+    }
+    for group, changes in groups.items():
+        base[group].update(changes)
+    return from_dict(ACTrainingConfig, base, source="tests")
 
 
 class LatentClips(torch.utils.data.Dataset):
@@ -48,14 +58,15 @@ class LatentClips(torch.utils.data.Dataset):
 
 
 def run_train(cfg, out, max_steps=None, num_clips=48):
-    torch.manual_seed(cfg.seed)
+    cfg = replace(cfg, run=replace(cfg.run, out=str(out), max_steps=max_steps))
+    torch.manual_seed(cfg.run.seed)
     encoder = build_encoder(encoder_spec(cfg))
-    return train(cfg, LatentClips(num_clips, 1), LatentClips(8, 2), out, encoder=encoder,
-                 data_info={"video_fps": 4.0, "frame_step": 1}, max_steps=max_steps, progress=False)
+    return train(cfg, LatentClips(num_clips, 1), LatentClips(8, 2), encoder=encoder,
+                 data_info={"video_fps": 4.0, "frame_step": 1}, progress=False)
 
 
 def test_loss_falls_and_checkpoint_rebuilds_the_models(tmp_path):
-    cfg = tiny_config(total_steps=24, eval_every=12)
+    cfg = tiny_config(optim={"total_steps": 24}, run={"eval_every": 12})
     result = run_train(cfg, tmp_path)
     m = read_metrics(tmp_path / "metrics.csv")
     assert np.mean(m["loss"][-5:]) < 0.7 * np.mean(m["loss"][:5])
@@ -66,18 +77,17 @@ def test_loss_falls_and_checkpoint_rebuilds_the_models(tmp_path):
     _, predictor, config = load_ac_checkpoint(tmp_path / "latest.pt")
     assert config["normalize_reps"] is True and config["predictor"]["depth"] == 2
     state = torch.load(tmp_path / "latest.pt", weights_only=True)
-    assert state["step"] == 24 and {"encoder", "predictor", "config", "optimizer"} <= set(state)
+    assert state["step"] == 24 and {"encoder", "predictor", "config", "opt"} <= set(state)
     for k, v in predictor.state_dict().items():
         torch.testing.assert_close(v, state["predictor"][k])
     # The planner's world model loads the checkpoint on its own and predicts what training's rollout predicts.
-    from vjepa_ac.ac_train import encode_images, rollout
-    from vjepa_ac.world_model import VJEPAWorldModel
+    from vjepa_ac.runtime import VJEPAWorldModel, encode, rollout
 
     wm = VJEPAWorldModel.from_checkpoint(tmp_path / "latest.pt")
     images = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
     encoder, _, _ = load_ac_checkpoint(tmp_path / "latest.pt")
     latents = wm.encode(images)
-    torch.testing.assert_close(latents, encode_images(encoder, images, normalize_reps=True))
+    torch.testing.assert_close(latents, encode(encoder, images, normalize_reps=True))
     clip = LatentClips(2, 3)[0]
     actions, state = clip["actions"][None], clip["states"][:1]
     want = rollout(predictor, latents[:1], state, actions, normalize_reps=True)
@@ -85,7 +95,7 @@ def test_loss_falls_and_checkpoint_rebuilds_the_models(tmp_path):
 
 
 def test_resume_is_exact(tmp_path):
-    cfg = tiny_config(total_steps=16, checkpoint_every=4, eval_every=100)
+    cfg = tiny_config(optim={"total_steps": 16}, run={"checkpoint_every": 4, "eval_every": 100})
     run_train(cfg, tmp_path / "straight")
     run_train(cfg, tmp_path / "resumed", max_steps=6)  # stops at 6, saves latest.pt at 6
     assert torch.load(tmp_path / "resumed" / "latest.pt", weights_only=True)["step"] == 6
@@ -124,11 +134,12 @@ def _ddp_worker(rank, world, port, out):
         return built[-1]
 
     ac_train.build_predictor = recording_build
-    cfg = tiny_config(total_steps=4, checkpoint_every=4, eval_every=4, eval_clips=8)
-    torch.manual_seed(cfg.seed)
+    cfg = tiny_config(optim={"total_steps": 4}, run={"checkpoint_every": 4, "eval_every": 4, "eval_clips": 8,
+                                                     "out": out})
+    torch.manual_seed(cfg.run.seed)
     encoder = build_encoder(encoder_spec(cfg))
     # Each rank sees different clips (rank-sharded order); DDP must still keep the weights identical.
-    result = train(cfg, LatentClips(32, 1), LatentClips(8, 2), out, encoder=encoder,
+    result = train(cfg, LatentClips(32, 1), LatentClips(8, 2), encoder=encoder,
                    data_info={"video_fps": 4.0, "frame_step": 1}, progress=False)
     torch.save(built[-1].state_dict(), os.path.join(out, f"rank{rank}_predictor.pt"))
     torch.save({"eval": result["eval"].means(), "loss": result["metrics"]["loss"]},

@@ -1,26 +1,14 @@
 """The whole demo pipeline at toy scale (preset demo-toy): every stage runs and hands the next what it needs."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+from vjepa_ac.cli import demo
 
 
 @pytest.fixture(scope="module")
-def demo():
-    spec = importlib.util.spec_from_file_location("demo_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass needs its module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def toy_run(demo, tmp_path_factory):
+def toy_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     assert demo.main(["--config", "demo-toy", "--out", str(out)]) == 0
     return out
@@ -60,10 +48,10 @@ def test_toy_results_table(toy_run):
     assert "| reach | CEM + world model (goal image) |" in text and "| total |" in text
 
 
-def test_rerun_resumes_without_retraining(demo, toy_run):
+def test_rerun_resumes_without_retraining(toy_run):
     before = {p: (toy_run / p).stat().st_mtime_ns for p in ("pretrain/latest.pt", "ac/latest.pt", "state_head.pt")}
-    assert demo.main(["--config", "demo-toy", "--out", str(toy_run), "--set", "eval_episodes=1",
-                      "--set", "baseline_episodes=1", "--set", "extra_tasks=[]"]) == 0
+    assert demo.main(["--config", "demo-toy", "--out", str(toy_run), "--eval_episodes", "1",
+                      "--baseline_episodes", "1", "--extra_tasks", "[]"]) == 0
     rerun = json.loads((toy_run / "results.json").read_text())
     assert np.isfinite(rerun["ac"]["horizon_l1"]["rollout"][0])  # the finished AC run's evaluation is reported
     for path, mtime in before.items():

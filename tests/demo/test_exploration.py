@@ -2,8 +2,9 @@
 import numpy as np
 
 from droid_data import read_episode
+from envs.collect import collect_exploration
 from envs.controller import ControllerConfig
-from envs.exploration import WorkspaceExplorer, collect_exploration
+from envs.exploration import WorkspaceExplorer
 
 
 def test_targets_cover_the_workspace_box():

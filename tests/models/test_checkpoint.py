@@ -1,12 +1,21 @@
 """load_pretrained / clean_state_dict / atomic_save."""
 
-import pickle
+import os
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from vjepa_ac.checkpoint import atomic_save, clean_state_dict, load_pretrained
+from vjepa_ac.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    clean_state_dict,
+    load_checkpoint,
+    load_pretrained,
+    remove_stale_temps,
+)
 from vjepa_ac.models import VisionTransformer, vit_ac_predictor
 
 
@@ -79,7 +88,7 @@ def test_files_are_read_weights_only(tmp_path):
     model = _encoder()
     path = tmp_path / "unsafe.pt"
     torch.save({"encoder": model.state_dict(), "extra": _NotATensor()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match="unsafe.pt: not a plain checkpoint"):
         load_pretrained(model, path, "encoder")
 
 
@@ -101,3 +110,93 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
         atomic_save({"step": 2, "bad": threading.Lock()}, path)  # locks cannot be pickled
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temp files left behind
+
+
+class _Payload:
+    """Unpickling this creates a file: the planted code of a hostile checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_pickle_payload_never_runs_and_the_error_names_the_file(tmp_path):
+    marker = tmp_path / "payload_ran"
+    torch.save({"encoder": {}, "config": _Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+    msg = str(e.value)
+    assert "evil.pt: not a plain checkpoint" in msg and "\n" not in msg and "weights_only" not in msg
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty file"), (b"hello: not a checkpoint\n", "not a"),
+                                             ("truncated", "truncated")])
+def test_bad_files_get_one_line_naming_the_file_and_what_was_expected(tmp_path, content, reason):
+    path = tmp_path / "bad.pt"
+    if content == "truncated":
+        torch.save({"w": torch.ones(100)}, path)
+        content = path.read_bytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path, expected="an AC-training checkpoint")
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: ") and reason in msg and "an AC-training checkpoint" in msg and "\n" not in msg
+
+
+def test_missing_keys_and_non_dicts_are_named(tmp_path):
+    torch.save({"encoder": {}}, tmp_path / "a.pt")
+    with pytest.raises(KeyError, match=r"a.pt: not an AC checkpoint: missing keys \['predictor'\]"):
+        load_checkpoint(tmp_path / "a.pt", expected="an AC checkpoint", required=("encoder", "predictor"))
+    torch.save([1, 2], tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match="b.pt: holds a list"):
+        load_checkpoint(tmp_path / "b.pt")
+    with pytest.raises(FileNotFoundError, match="c.pt: no such checkpoint file"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def test_restart_removes_only_stale_temp_files(tmp_path):
+    now = time.time()
+    dead_pid = _dead_pid()
+    files = {
+        "dead_writer_old": f".latest.pt.{dead_pid}.a1b2c3.tmp",  # crashed writer, untouched for 10 min: stale
+        "dead_writer_fresh": f".latest.pt.{dead_pid}.d4e5f6.tmp",  # touched 10 s ago: maybe another machine
+        "live_writer": f".latest.pt.{os.getppid()}.g7h8i9.tmp",  # a running process: never removed
+        "no_pid_old": ".latest.pt.zq9x8w7v.tmp",  # written before pids were in the name, 2 hours old: stale
+        "no_pid_fresh": ".e3.pt.zq9x8w7v.tmp",
+        "not_a_temp": "latest.pt",
+    }
+    ages = {"dead_writer_old": 600, "dead_writer_fresh": 10, "live_writer": 600, "no_pid_old": 7200,
+            "no_pid_fresh": 60, "not_a_temp": 7200}
+    for key, name in files.items():
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (now - ages[key], now - ages[key]))
+    removed = remove_stale_temps(tmp_path, now=now)
+    assert sorted(p.name for p in removed) == sorted([files["dead_writer_old"], files["no_pid_old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        files[k] for k in ("dead_writer_fresh", "live_writer", "no_pid_fresh", "not_a_temp"))
+
+
+def test_atomic_save_puts_its_pid_in_the_temp_name(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    atomic_save({"step": 1}, tmp_path / "latest.pt")
+    assert seen and seen[0].startswith(f".latest.pt.{os.getpid()}.") and seen[0].endswith(".tmp")
+
+
+def _dead_pid() -> int:
+    """A pid with no running process (the child has exited and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

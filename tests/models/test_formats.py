@@ -1,6 +1,5 @@
 """vjepa_ac.formats: every checkpoint layout is recognised, loads strictly and computes what the saved model did."""
 
-import importlib.util
 import json
 from functools import partial
 from pathlib import Path
@@ -12,10 +11,10 @@ import yaml
 from torch import nn
 
 from planning.cem import CEMConfig, CEMPlanner
-from vjepa_ac import checkpoint, formats, hub
+from vjepa_ac import checkpoint, formats, hub, runtime
 from vjepa_ac.formats import CheckpointFormatError, detect_format, load_ac_model, load_encoder_with_info
 from vjepa_ac.models import VisionTransformer, vit_2_1, vit_ac_predictor, vit_tiny
-from vjepa_ac.world_model import VJEPAWorldModel
+from vjepa_ac.runtime import VJEPAWorldModel
 
 TOL = 1e-5
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,9 +321,8 @@ def test_evaluate_cli_plans_with_an_official_ac_file_and_arch_config(tmp_path):
         path,
     )
     arch.write_text(yaml.safe_dump(AC_ARCH))
-    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "scripts" / "evaluate.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from vjepa_ac.cli import evaluate as script
+
     out = tmp_path / "eval"
     script.main(
         [
@@ -405,8 +403,8 @@ def test_project_checkpoints_and_bare_state_dicts(tmp_path):
 
     torch.manual_seed(0)
     cfg = ac_train.load_ac_config("ac-smoke")
-    encoder = _randomized(ac_train.build_encoder(ac_train.encoder_spec(cfg)))
-    predictor = _randomized(ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim)))
+    encoder = _randomized(runtime.build_encoder(ac_train.encoder_spec(cfg)))
+    predictor = _randomized(runtime.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim)))
     config = ac_train.checkpoint_config(cfg, encoder, {}, None)
     torch.save(
         {"encoder": encoder.state_dict(), "predictor": predictor.state_dict(), "config": config},
@@ -415,7 +413,7 @@ def test_project_checkpoints_and_bare_state_dicts(tmp_path):
     loaded_encoder, loaded_predictor, info = load_ac_model(tmp_path / "ac.pt")
     assert info.format == "vjepa-ac" and info.runtime == config
     assert all(torch.equal(v, loaded_predictor.state_dict()[k]) for k, v in predictor.state_dict().items())
-    x = torch.randn(1, 3, 2, cfg.img_size, cfg.img_size)
+    x = torch.randn(1, 3, 2, cfg.model.img_size, cfg.model.img_size)
     with torch.no_grad():
         assert _max_diff(loaded_encoder(x), encoder(x)) == 0
         assert _max_diff(formats.load_encoder(tmp_path / "ac.pt")(x), encoder(x)) == 0

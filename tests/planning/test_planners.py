@@ -1,24 +1,17 @@
 """CEM, MPPI and gradient planners on a linear world model whose L2 energy is quadratic in the actions."""
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from planning import official_cem
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace, latent_energy
 from planning.gradient import GradientConfig, GradientPlanner
 from planning.mppi import MPPIConfig, MPPIPlanner
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_official_cem():
-    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _reached_error(model, context, goal, actions):
@@ -63,7 +56,7 @@ def test_planner_is_seeded_and_leaves_global_rng_alone(toy, name):
 
 def test_cem_matches_official_semantics_bit_for_bit(toy):
     """Same seed -> same random numbers, same elites, same plan as the official recompute-the-prefix CEM."""
-    official = _load_official_cem()
+    official = official_cem
     model, context, state, goal, _ = toy
 
     def step(frames, actions, poses):  # the toy's next frame from the whole trajectory so far

@@ -1,5 +1,4 @@
 """VJEPAWorldModel: AC-checkpoint loading, encoding as in training, cached rollouts equal to prefix recomputation."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from planning import official_cem
 from planning.cem import CEMConfig, CEMPlanner
 from planning.world_model import WorldModel
-from vjepa_ac import ac_train
+from vjepa_ac import ac_train, runtime
 from vjepa_ac.formats import CheckpointFormatError
-from vjepa_ac.world_model import VJEPAWorldModel
+from vjepa_ac.runtime import VJEPAWorldModel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +21,8 @@ def checkpoint(tmp_path_factory):
     """A random-weight checkpoint in the AC-training layout (keys encoder, predictor, config)."""
     torch.manual_seed(0)
     cfg = ac_train.load_ac_config("ac-smoke")
-    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
-    predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
+    encoder = runtime.build_encoder(ac_train.encoder_spec(cfg))
+    predictor = runtime.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
     path = tmp_path_factory.mktemp("ckpt") / "ac.pt"
     torch.save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
                 "config": ac_train.checkpoint_config(cfg, encoder, {}, None)}, path)
@@ -43,7 +43,7 @@ def test_encode_matches_training_encoding(wm):
     images = _images(2)
     latents = wm.encode(images)
     assert latents.shape == (2, 16, wm.encoder.embed_dim)
-    expected = ac_train.encode_images(wm.encoder, torch.from_numpy(images), True)
+    expected = runtime.encode(wm.encoder, torch.from_numpy(images), True)
     torch.testing.assert_close(latents, expected)
     # layer-normed tokens (normalize_reps): zero mean, unit variance per token
     assert latents.mean(-1).abs().max() < 1e-4
@@ -55,9 +55,7 @@ def test_encode_matches_training_encoding(wm):
 
 def test_cached_rollout_equals_official_prefix_recomputation(wm):
     """KV-cached rollout == re-running the predictor on the whole prefix each step (official planner)."""
-    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
-    official = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(official)
+    official = official_cem
     step = official.prefix_step(wm.predictor, tokens_per_frame=16, normalize_reps=True)
 
     context = wm.encode(_images(1))
@@ -139,9 +137,7 @@ def test_bf16_autocast_returns_float32_close_to_float32(checkpoint):
 
 def test_cem_energies_match_the_official_planner_on_the_same_weights(wm):
     """Same seed: the official recompute-the-prefix CEM and ours score the same candidates alike."""
-    spec = importlib.util.spec_from_file_location("official_cem", ROOT / "benchmarks" / "official_cem.py")
-    official = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(official)
+    official = official_cem
     context, goal = wm.encode(_images(1, seed=3)), wm.encode(_images(1, seed=4))
     state = torch.tensor([[0.45, 0.05, 0.3, 3.1, -0.1, 0.2, 0.0]])
     record = []

@@ -15,16 +15,17 @@ from vjepa_ac.video_data import build_dataset, build_loader
 torch.set_num_threads(1)
 out = sys.argv[1]
 cfg = from_dict(JEPATrainingConfig, {
-    "predictor_embed_dim": 32, "predictor_depth": 1, "predictor_num_heads": 2, "num_mask_tokens": 4,
-    "lr": 1e-3, "start_lr": 1e-3, "final_lr": 1e-4, "warmup_epochs": 0, "epochs": 2, "steps_per_epoch": 2,
-    "batch_size": 2, "use_bfloat16": False, "ema_start": 0.9, "ema_end": 0.99, "normalize_reps": True,
-    "model": {"name": "custom", "embed_dim": 32, "depth": 1, "num_heads": 2, "patch_size": 8},
-    "data": {"source": "synthetic", "frames_per_clip": 2, "crop_size": 32, "synthetic_size": 16},
-    "output_dir": out, "device": "cpu", "log_every": 1, "stats_every": 2,
+    "data": {"source": "synthetic", "frames_per_clip": 2, "crop_size": 32, "synthetic_size": 16, "batch_size": 2},
+    "model": {"name": "custom", "embed_dim": 32, "depth": 1, "num_heads": 2, "patch_size": 8,
+              "predictor_embed_dim": 32, "predictor_depth": 1, "predictor_num_heads": 2, "num_mask_tokens": 4},
+    "optim": {"lr": 1e-3, "start_lr": 1e-3, "final_lr": 1e-4, "warmup_epochs": 0, "epochs": 2, "steps_per_epoch": 2,
+              "ema_start": 0.9, "ema_end": 0.99},
+    "loss": {"normalize_reps": True},
+    "run": {"out": out, "device": "cpu", "log_every": 1, "stats_every": 2, "use_bfloat16": False},
 }, source="ddp_worker")
 trainer = train(cfg)
 info = distributed.init_distributed("cpu")
-first = next(iter(build_loader(build_dataset(cfg.data), cfg.batch_size, cfg.seed, info.rank, info.world_size, 0)))
+first = next(iter(build_loader(build_dataset(cfg.data), cfg.data.batch_size, cfg.run.seed, info.rank, info.world_size, 0)))
 torch.save({
     "world_size": distributed.get_world_size(),
     "encoder": trainer.encoder.state_dict(),

@@ -8,9 +8,8 @@ import torch
 
 from droid_data import write_episode
 from droid_data.video import encode_video
+from vjepa_ac.runtime import IMAGENET_MEAN, IMAGENET_STD
 from vjepa_ac.video_data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     DataConfig,
     StepSampler,
     VideoTransform,

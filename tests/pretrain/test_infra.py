@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vjepa_ac.config import ConfigError, from_dict, load_config, parse_overrides, save_yaml, to_dict
+from vjepa_ac.config import ConfigError, from_dict, load_config, parse_cli, save_yaml, to_dict
 from vjepa_ac.distributed import get_rank, get_world_size, init_distributed
 from vjepa_ac.feature_stats import (
     CollapseWarning,
@@ -75,13 +75,17 @@ class _Cfg:
 def test_config_roundtrip_presets_base_and_overrides(tmp_path):
     (tmp_path / "a.yaml").write_text("lr: 1e-3\nname: a\nmasks:\n  - {num_blocks: 8, scale: [0.1, 0.2]}\n")
     (tmp_path / "b.yaml").write_text("base: a\nname: b\n")
-    cfg = load_config(_Cfg, "b", tmp_path, overrides=["lr=3e-4", "use_bf16=false"])
+    cfg = load_config(_Cfg, "b", tmp_path, overrides={"lr": 3e-4, "use_bf16": False})
     assert cfg.name == "b" and cfg.lr == pytest.approx(3e-4) and cfg.use_bf16 is False
     assert cfg.masks == [_Inner(8, (0.1, 0.2))]
     save_yaml(cfg, tmp_path / "out.yaml")
     assert load_config(_Cfg, tmp_path / "out.yaml", tmp_path) == cfg
     assert from_dict(_Cfg, to_dict(cfg)) == cfg
-    assert parse_overrides(["a.b=1", "c=[1, 2]"]) == {"a": {"b": 1}, "c": [1, 2]}
+    # The same from the command line: --config picks the preset, dotted flags override (values parsed as YAML).
+    cli = parse_cli(_Cfg, ["--config", "b", "--lr", "3e-4", "--use_bf16=false", "--masks", "[{num_blocks: 2}]"],
+                    tmp_path, default=None)
+    assert cli.name == "b" and cli.lr == pytest.approx(3e-4) and cli.use_bf16 is False
+    assert cli.masks == [_Inner(2, (0.15, 0.15))]
 
 
 def test_config_errors_name_file_field_expected_and_actual(tmp_path):
@@ -89,15 +93,20 @@ def test_config_errors_name_file_field_expected_and_actual(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(_Cfg, tmp_path / "bad.yaml", tmp_path)
     msg = str(e.value)
-    assert "bad.yaml" in msg and "masks[0].num_blocks" in msg and "expected int" in msg and "'eight'" in msg
-    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['lrr'\]"):
+    assert "bad.yaml" in msg and "masks.0.num_blocks" in msg and "int" in msg and "'eight'" in msg
+    with pytest.raises(ConfigError, match=r"fields `lrr` are not valid for _Cfg"):
         from_dict(_Cfg, {"lrr": 1.0})
     with pytest.raises(ConfigError, match="lr: expected > 0"):
         from_dict(_Cfg, {"lr": -1.0})
-    with pytest.raises(ConfigError, match="expected bool"):
+    with pytest.raises(ConfigError, match="use_bf16: Couldn't parse 'yes please' into a bool"):
         from_dict(_Cfg, {"use_bf16": "yes please"})
-    with pytest.raises(FileNotFoundError, match="presets: \\['bad'\\]"):
+    with pytest.raises(ConfigError, match="presets: \\['bad'\\]"):
         load_config(_Cfg, "nope", tmp_path)
+    (tmp_path / "broken.yaml").write_text("lr: [1, 2\nname: x\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: line \d+, column \d+: YAML syntax error"):
+        load_config(_Cfg, tmp_path / "broken.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"defaults: .*lr.*'fast'.*float"):
+        parse_cli(_Cfg, ["--lr", "fast"], tmp_path, default=None)
 
 
 def test_metrics_logger_writes_csv_and_widens_columns(tmp_path):

@@ -15,7 +15,7 @@ from robot_server_process import running_server
 import envs  # noqa: F401  registers the tasks
 from droid_data import read_episode
 from robot.client import FrankaClient
-from vjepa_ac import ac_train
+from vjepa_ac import ac_train, runtime
 
 DEPLOY = Path(__file__).resolve().parents[2] / "scripts" / "deploy.py"
 SEED = 3
@@ -36,8 +36,8 @@ def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deploy_inputs")
     torch.manual_seed(0)
     cfg = ac_train.load_ac_config("ac-smoke")
-    encoder = ac_train.build_encoder(ac_train.encoder_spec(cfg))
-    predictor = ac_train.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
+    encoder = runtime.build_encoder(ac_train.encoder_spec(cfg))
+    predictor = runtime.build_predictor(ac_train.predictor_spec(cfg, encoder.embed_dim))
     torch.save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
                 "config": ac_train.checkpoint_config(cfg, encoder, {}, None)}, folder / "ac.pt")
     env = gym.make("FrankaReach-v0", image_size=32)

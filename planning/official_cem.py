@@ -1,11 +1,11 @@
-"""Re-implementation of the official V-JEPA 2-AC planner, used as the baseline of benchmarks/planning_latency.py.
+"""Re-implementation of the official V-JEPA 2-AC planner: the baseline of benchmarks/planning_latency.py and tests.
 
 Written from the description of facebookresearch/vjepa2 `notebooks/utils/mpc_utils.py` and
 `world_model_wrapper.py` (see /work/shared/reference/vjepa2_official_facts.md §6), keeping what makes it slow:
   * every horizon step re-runs the predictor over the whole trajectory so far (no KV cache, O(H^2));
   * the pose of each sample is integrated on the CPU with scipy, one sample at a time;
   * random numbers come from the global torch RNG, one ``randn(samples, 4)`` per horizon step.
-It is a benchmark/test baseline, not part of the `planning` package. `OfficialPlanner` runs the official
+It is a baseline to measure against, never used by the planners. `OfficialPlanner` runs the official
 planner code itself from a local facebookresearch/vjepa2 checkout instead (benchmarks/planning_latency.py
 ``--official-repo``).
 """

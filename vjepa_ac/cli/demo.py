@@ -1,0 +1,28 @@
+"""End-to-end CPU demo: collect -> pretrain -> cooldown -> AC -> state head -> landscape -> plan (vjepa_ac.demo).
+
+    vjepa-demo                                     # the demo (preset demo-reach), results in runs/demo
+    vjepa-demo --config demo-toy --out /tmp/toy    # the 1-2 minute toy pipeline (also run by the tests)
+    vjepa-demo --eval_episodes 50 --head_weight 20
+
+Writes OUT/results.md and OUT/results.json, OUT/eval/*/ (reports, videos, energy-landscape plots),
+OUT/landscape.json and OUT/landscape.png. Every stage resumes from what it finds in OUT.
+"""
+from __future__ import annotations
+
+import os
+
+from vjepa_ac.cli import run_cli
+
+
+def _main(argv: list[str]) -> int:
+    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
+    from vjepa_ac import demo
+    from vjepa_ac.config import parse_cli
+    from vjepa_ac.pretrain import PRESET_DIR
+
+    cfg = parse_cli(demo.DemoConfig, argv, PRESET_DIR, default="demo-reach", prog="vjepa-demo", description=__doc__)
+    return demo.run(cfg)
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)
