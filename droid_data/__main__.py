@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from droid_data.cache import convert
-from droid_data.episode import CORRUPTION_KINDS, EpisodeError, one_line
+from droid_data.cli import ArgumentParser, UsageError, one_line, run_cli
+from droid_data.episode import CORRUPTION_KINDS, EpisodeError
 from droid_data.validate import format_report, validate_episodes
 
 
@@ -31,10 +31,10 @@ def _positive(kind):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m droid_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)"
     )
@@ -113,21 +113,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Bad data the checks below do not foresee is still one line (droid_data.cli.run_cli), never a traceback."""
+    return run_cli(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)  # usage errors exit 2 here
+    args = parser.parse_args(argv)  # usage errors: UsageError, exit 2
     if args.command == "convert" and len(args.size) > 2:
-        parser.error(f"--size: expected S or H W, got {len(args.size)} values")
+        raise UsageError(f"--size: expected S or H W, got {len(args.size)} values")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _validate(args) if args.command == "validate" else _convert(args)
-    except Exception as error:  # bad data the checks above did not foresee: still one line, never a traceback
-        if args.debug or os.environ.get("VJEPA_AC_DEBUG", "") not in ("", "0"):
-            raise
-        print(
-            f"error: {type(error).__name__}: {one_line(error)} (rerun with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    return _validate(args) if args.command == "validate" else _convert(args)
 
 
 def _validate(args) -> int:

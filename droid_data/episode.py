@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 import h5py
 import numpy as np
 
+from droid_data.cli import one_line
 from droid_data.conventions import pose_diffs
 from droid_data.video import VIDEO_ERRORS, decode_frames, iter_frames, probe_video
 
@@ -69,11 +70,6 @@ CORRUPTION_KINDS = {
     "nonfinite_state": "states contain NaN or Inf",
     "length_mismatch": "frame counts disagree (video frames, state rows, metadata lengths, frame_index)",
 }
-
-
-def one_line(text: str) -> str:
-    """`text` with every run of whitespace (library messages often end in a newline) made one space."""
-    return " ".join(str(text).split())
 
 
 class EpisodeError(Exception):

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 
 from tqdm import tqdm
 
+from droid_data.cli import one_line
 from droid_data.episode import (
     CORRUPTION_KINDS,
     Episode,
     EpisodeError,
     find_episodes,
-    one_line,
     read_episode,
     read_metadata,
     read_trajectory_h5,

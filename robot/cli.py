@@ -1,23 +1,27 @@
-#!/usr/bin/env python
-"""Robot-side server: serve a Franka (simulated or real) to `scripts/deploy.py` over ZeroMQ, behind safety limits.
+"""Robot-side server: serve a Franka (simulated or real) to `vjepa-deploy` over ZeroMQ, behind safety limits.
 
-Run it on the computer wired to the robot. Examples:
+Run it on the computer wired to the robot (console script `vjepa-franka-server`, or
+`python scripts/franka_server.py`). Examples:
 
-  python scripts/franka_server.py --backend sim --task FrankaReach-v0          # simulator, loopback only
-  FRANKA_SERVER_TOKEN=... python scripts/franka_server.py --backend franky --robot-ip 172.16.0.2 \\
+  vjepa-franka-server --backend sim --task FrankaReach-v0          # simulator, loopback only
+  FRANKA_SERVER_TOKEN=... vjepa-franka-server --backend franky --robot-ip 172.16.0.2 \\
       --camera rgb=rtsp://10.0.0.5/stream --host 0.0.0.0 --max-translation 0.03 --watchdog-ms 300
 
 Protocol and safety settings: docs/deployment.md. Stop with Ctrl-C (or SIGTERM): the arm is stopped first.
+Bad flags or settings are one line naming the flag or file (exit code 2), before anything connects to a robot;
+`--debug` (or VJEPA_AC_DEBUG=1) shows the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import threading
 from pathlib import Path
 
+from droid_data.cli import ArgumentParser, UsageError, one_line, run_cli
 from robot.safety import SafetyLimits
 from robot.server import FrankaServer
 
@@ -26,7 +30,8 @@ log = logging.getLogger("franka_server")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="vjepa-franka-server", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=("sim", "franky"), required=True,
                    help="'sim': the MuJoCo arm of envs/; 'franky': a real Franka through franky-control")
     p.add_argument("--host", default="127.0.0.1",
@@ -79,11 +84,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     f.add_argument("--camera-format", help="PyAV input format for device cameras, e.g. v4l2 (default: guess)")
 
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return p.parse_args(argv)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
+    args = p.parse_args(argv)
+    check_flags(args)
+    return args
+
+
+def check_flags(args) -> None:
+    """The flags safety limits do not cover; every message names the flag, what it takes and what it got."""
+    def need(ok: bool, flag: str, expected: str, actual) -> None:
+        if not ok:
+            raise UsageError(f"{flag}: expected {expected}, got {actual!r}")
+
+    need(0 <= args.port <= 65535, "--port", "0..65535", args.port)
+    need(args.image_size >= 1, "--image-size", "a positive number of pixels", args.image_size)
+    need(args.control_hz is None or (math.isfinite(args.control_hz) and args.control_hz > 0), "--control-hz",
+         "a finite rate > 0", args.control_hz)
+    need(math.isfinite(args.dynamics_factor) and 0 < args.dynamics_factor <= 1, "--dynamics-factor",
+         "a fraction in (0, 1]", args.dynamics_factor)
+    need(math.isfinite(args.control_period) and args.control_period > 0, "--control-period", "seconds > 0",
+         args.control_period)
 
 
 def build_limits(args) -> SafetyLimits:
-    values = SafetyLimits.from_yaml(args.limits).to_dict() if args.limits else {}
+    """`--limits` file, then the flags over it; any bad setting is a `UsageError` naming the file or flag."""
+    try:
+        values = SafetyLimits.from_yaml(args.limits).to_dict() if args.limits else {}
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--limits {one_line(e)}") from None
     flags = {"workspace_low": args.workspace_low, "workspace_high": args.workspace_high,
              "max_translation": args.max_translation, "max_rotation": args.max_rotation,
              "max_rate_hz": args.max_rate_hz, "watchdog_ms": args.watchdog_ms,
@@ -91,7 +119,23 @@ def build_limits(args) -> SafetyLimits:
     if args.gripper_range is not None:
         flags["gripper_min"], flags["gripper_max"] = args.gripper_range
     values.update({k: v for k, v in flags.items() if v is not None})
-    return SafetyLimits.from_dict(values, source="safety limits")
+    try:
+        return SafetyLimits.from_dict(values, source="safety limits (--limits file and flags)")
+    except ValueError as e:
+        raise UsageError(one_line(e)) from None
+
+
+def read_token(path: Path | None) -> str | None:
+    """The shared secret from `--token-file` (default: $FRANKA_SERVER_TOKEN, else none)."""
+    if path is None:
+        return os.environ.get("FRANKA_SERVER_TOKEN")
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--token-file {path}: cannot read the shared secret ({one_line(e)})") from None
+    if not token:
+        raise UsageError(f"--token-file {path}: expected a shared secret, got an empty file")
+    return token
 
 
 def build_controller(args):
@@ -103,7 +147,7 @@ def build_controller(args):
             options["control_hz"] = args.control_hz
         return SimController(args.task, seed=args.seed, **options)
     if not args.robot_ip:
-        raise SystemExit("--backend franky needs --robot-ip")
+        raise UsageError("--robot-ip: required with --backend franky (the FCI address, e.g. 172.16.0.2)")
     from robot.backends.franky import FrankyController
     from robot.cameras import PyAVCamera
 
@@ -111,21 +155,23 @@ def build_controller(args):
     for spec in args.camera:
         name, _, source = spec.partition("=")
         if not source or not (name == "rgb" or name.endswith("_rgb")):
-            raise SystemExit(f"--camera: expected NAME=SOURCE with NAME 'rgb' or '*_rgb', got {spec!r}")
+            raise UsageError(f"--camera: expected NAME=SOURCE with NAME 'rgb' or '*_rgb', got {spec!r}")
         cameras[name] = PyAVCamera(source, size=args.image_size, input_format=args.camera_format)
     if "rgb" not in cameras:
-        raise SystemExit("--backend franky needs --camera rgb=SOURCE (the exterior camera the planner sees)")
+        raise UsageError("--camera: --backend franky needs rgb=SOURCE (the exterior camera the planner sees)")
     return FrankyController(args.robot_ip, cameras=cameras, relative_dynamics_factor=args.dynamics_factor,
                             control_period_s=args.control_period)
 
 
-def main(argv=None) -> None:
+def serve(argv: list[str]) -> int:
+    """The server command without the error wrapper: flags, limits and token are checked before the robot is
+    opened or anything is logged."""
     args = parse_args(argv)
+    limits = build_limits(args)
+    token = read_token(args.token_file)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         log.warning("binding %s without a token: anyone on that network can move the robot", args.host)
-    limits = build_limits(args)
     controller = build_controller(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -137,7 +183,8 @@ def main(argv=None) -> None:
         pass  # serve() has stopped the arm in its finally block
     finally:
         controller.close()
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+def main(argv=None) -> int:
+    return run_cli(serve, argv)

@@ -64,22 +64,66 @@ class SafetyLimits:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "limits") -> SafetyLimits:
+        """Limits from a map of field names; every error is one ``ValueError`` naming ``source`` and the field."""
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"{source}: unknown safety setting(s) {unknown}; expected some of "
                              f"{sorted(cls.__dataclass_fields__)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        checked = {}
+        for name, value in values.items():
+            if name.startswith("workspace_"):
+                numbers = [_number(v) for v in value] if isinstance(value, (list, tuple)) else []
+                ok, expected = len(numbers) == 3 and None not in numbers, "3 numbers [x, y, z] in metres"
+                number = tuple(numbers)
+            else:
+                number = _number(value)
+                ok, expected = number is not None, "a number"
+            if not ok:
+                raise ValueError(f"{source}: {name}: expected {expected}, got {value!r}")
+            checked[name] = number
+        try:
+            return cls(**checked)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
     @classmethod
     def from_yaml(cls, path) -> SafetyLimits:
         """Limits of one robot cell from a YAML map of the fields above (missing fields keep their defaults)."""
         import yaml
 
-        with open(path) as f:
-            values = yaml.safe_load(f) or {}
-        if not isinstance(values, dict):
-            raise TypeError(f"{path}: expected a YAML map of safety settings, got {type(values).__name__}")
+        try:
+            with open(path) as f:
+                values = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such safety limits file (expected a YAML map of "
+                                    f"{sorted(cls.__dataclass_fields__)})") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+            raise ValueError(f"{path}:{where} YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: expected a YAML text file of safety settings, got undecodable bytes "
+                             f"({e.reason} at byte {e.start})") from None
+        values = {} if values is None else values
+        if not isinstance(values, dict):  # a ValueError like every other bad file (the CLI: exit code 2)
+            raise ValueError(f"{path}: expected a YAML map of safety settings, got "  # noqa: TRY004
+                             f"{type(values).__name__} {values!r:.60}")
         return cls.from_dict(values, source=str(path))
+
+
+def _number(value) -> float | None:
+    """``value`` as a float if it is a number, else None: bools are not numbers, 'fast' is not a speed, and
+    '1e-2' is (YAML 1.1 reads exponents without a dot as strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 @dataclass(frozen=True)

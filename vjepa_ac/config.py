@@ -29,11 +29,15 @@ import draccus
 import draccus.argparsing
 import yaml
 
+from droid_data.cli import UsageError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A config value, file or flag that does not fit; the message names file, field, expected and actual."""
+class ConfigError(UsageError):
+    """A config value, file or flag that does not fit; the message names file, field, expected and actual.
+
+    A usage error: the command-line wrapper (``droid_data.cli.run_cli``) exits with code 2."""
 
 
 def need(ok: bool, field: str, expected: str, actual) -> None:

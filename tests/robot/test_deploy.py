@@ -1,8 +1,8 @@
-"""scripts/deploy.py end to end: a random-weight AC checkpoint planning against a real sim server process."""
+"""vjepa-deploy (scripts/deploy.py) end to end: a random-weight AC checkpoint planning against a real sim server
+process."""
 import json
 import threading
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import h5py
@@ -16,18 +16,9 @@ import envs  # noqa: F401  registers the tasks
 from droid_data import read_episode
 from robot.client import FrankaClient
 from vjepa_ac import ac_train, runtime
+from vjepa_ac.cli import deploy as cli
 
-DEPLOY = Path(__file__).resolve().parents[2] / "scripts" / "deploy.py"
 SEED = 3
-
-
-def load_deploy():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("deploy_script", DEPLOY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +48,8 @@ def test_episode_end_to_end(inputs, tmp_path):
     checkpoint, goal = inputs
     with running_server("--seed", str(SEED), "--max-translation", "0.04") as (_, endpoint):
         extrinsics = ["0.9", "-0.7", "0.75", "-2.0", "0.1", "0.6"]
-        episode = load_deploy().main(deploy_args(endpoint, checkpoint, goal, tmp_path, steps=4)
-                                     + ["--camera-extrinsics", *extrinsics])
+        episode = cli.deploy(cli.parse_args(deploy_args(endpoint, checkpoint, goal, tmp_path, steps=4)
+                                            + ["--camera-extrinsics", *extrinsics]))
         with FrankaClient(endpoint, timeout_s=5.0) as client:
             counts = client.ping()["counts"]
     assert counts["steps_executed"] == 4
@@ -81,7 +72,7 @@ def test_episode_end_to_end(inputs, tmp_path):
     assert metadata["backend"] == "network" and metadata["error"] is None
 
 
-def test_server_killed_mid_episode_fails_fast_and_keeps_the_record(inputs, tmp_path):
+def test_server_killed_mid_episode_fails_fast_and_keeps_the_record(inputs, tmp_path, capsys):
     checkpoint, goal = inputs
     with running_server("--seed", str(SEED)) as (process, endpoint):
         killed_at = []
@@ -97,9 +88,9 @@ def test_server_killed_mid_episode_fails_fast_and_keeps_the_record(inputs, tmp_p
         threading.Thread(target=kill_after_three_steps, daemon=True).start()
         args = deploy_args(endpoint, checkpoint, goal, tmp_path, steps=500)
         args[args.index("--timeout") + 1] = "0.5"
-        with pytest.raises(SystemExit) as exit_info:
-            load_deploy().main(args)
-    assert exit_info.value.code == 1 and killed_at
+        code = cli.main(args)
+    assert code == 1 and killed_at
+    assert "did not answer" in capsys.readouterr().err.splitlines()[-1]  # the error line, after the step log
     episode = next(tmp_path.glob("deploy_*"))
     data = read_episode(episode)
     assert data.num_frames >= 3  # the start plus at least the first two steps (the kill may beat the third)
@@ -111,8 +102,9 @@ def test_server_killed_mid_episode_fails_fast_and_keeps_the_record(inputs, tmp_p
     assert "ServerUnavailable" in metadata["error"]
 
 
-def test_no_server_is_a_clear_error_before_anything_moves(inputs, tmp_path):
+def test_no_server_is_a_clear_error_before_anything_moves(inputs, tmp_path, capsys):
     checkpoint, goal = inputs
-    with pytest.raises(SystemExit, match="did not answer 'ping'"):
-        load_deploy().main(deploy_args("tcp://127.0.0.1:9", checkpoint, goal, tmp_path, steps=1))
+    assert cli.main(deploy_args("tcp://127.0.0.1:9", checkpoint, goal, tmp_path, steps=1)) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --controller tcp://127.0.0.1:9:") and "did not answer 'ping'" in line
     assert not list(tmp_path.iterdir())  # nothing recorded: nothing happened

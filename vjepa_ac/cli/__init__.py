@@ -6,61 +6,49 @@
     vjepa-train-ac     vjepa_ac.cli.train_ac:main       (scripts/train_ac.py)
     vjepa-evaluate     vjepa_ac.cli.evaluate:main       (scripts/evaluate.py)
     vjepa-demo         vjepa_ac.cli.demo:main           (scripts/demo.py)
+    vjepa-deploy       vjepa_ac.cli.deploy:main         (scripts/deploy.py)
+    vjepa-franka-server  robot.cli:main                 (scripts/franka_server.py; robot never imports vjepa_ac)
 
-Every ``main(argv)`` goes through ``run_cli``: bad input ends as ONE line on stderr naming the file, field,
-expected and actual value, with exit code 2 for usage errors (flags, config values) and 1 for data errors
-(files, checkpoints, episodes); the traceback only with ``--debug`` or ``VJEPA_AC_DEBUG=1``.
+Every ``main(argv)`` goes through the project's one wrapper, ``run_cli`` (``droid_data.cli``): bad input ends
+as ONE line on stderr naming the file, field, expected and actual value, with exit code 2 for usage errors
+(flags, config values: ``UsageError``, ``ConfigError``) and 1 for data errors (files, checkpoints, episodes);
+the traceback only with ``--debug`` or ``VJEPA_AC_DEBUG=1``.
 """
-from __future__ import annotations
+import math
 
-import argparse
-import os
-import sys
-from collections.abc import Callable, Sequence
+from droid_data.cli import DATA_EXIT, USAGE_EXIT, ArgumentParser, UsageError, one_line, run_cli
 
-from vjepa_ac.config import ConfigError
-
-USAGE_EXIT, DATA_EXIT = 2, 1
+__all__ = ["DATA_EXIT", "USAGE_EXIT", "ArgumentParser", "UsageError", "check_device", "check_planner_flags", "need",
+           "one_line", "run_cli"]
 
 
-class UsageError(ConfigError):
-    """A flag or value the command does not accept (exit code 2)."""
+def need(ok: bool, flag: str, expected: str, actual) -> None:
+    """A flag check of the plain-argparse commands: ``UsageError('<flag>: expected <expected>, got <actual>')``."""
+    if not ok:
+        raise UsageError(f"{flag}: expected {expected}, got {actual!r}")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for the commands with plain flags: a usage error raises ``UsageError`` (one line) instead of
-    printing the usage block."""
+def check_device(device: str, flag: str = "--device") -> None:
+    """A torch device string that exists on this machine (cpu, cuda, cuda:N, mps)."""
+    import torch
 
-    def error(self, message: str):
-        raise UsageError(f"{self.prog}: {message} (see --help)")
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-    if isinstance(exc, KeyError) and text.startswith(("'", '"')) and text.endswith(("'", '"')):
-        text = text[1:-1]  # KeyError quotes its message
-    return text or type(exc).__name__
-
-
-def run_cli(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; report any failure as one line (see the module docstring). Returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("VJEPA_AC_DEBUG", "") not in ("", "0")
-    args = [a for a in args if a != "--debug"]
     try:
-        return int(main(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except ConfigError as e:  # flags, config files and values: usage
-        if debug:
-            raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return USAGE_EXIT
-    except Exception as e:  # data errors and anything else: one line, the traceback on request
-        if debug:
-            raise
-        known = isinstance(e, (OSError, ValueError, KeyError, FloatingPointError))
-        hint = "" if known else f" ({type(e).__name__}; run with --debug for the traceback)"
-        print(f"error: {one_line(e)}{hint}", file=sys.stderr)
-        return DATA_EXIT
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{flag}: expected cpu, cuda, cuda:N or mps, got {device!r}") from None
+    if parsed.type == "cuda" and not (torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count()):
+        raise UsageError(f"{flag}: {device!r} is not available here ({torch.cuda.device_count()} CUDA devices); "
+                         f"use cpu")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{flag}: 'mps' is not available here; use cpu")
+
+
+def check_planner_flags(args) -> None:
+    """The planner flags that evaluate and deploy share; unset (None) ones keep the planner's defaults."""
+    for flag in ("horizon", "samples", "iterations", "execute"):
+        value = getattr(args, flag, None)
+        need(value is None or value >= 1, f"--{flag}", "an integer >= 1", value)
+    for flag in ("maxnorm", "max_rotation"):
+        value = getattr(args, flag, None)
+        need(value is None or (math.isfinite(value) and value > 0), f"--{flag.replace('_', '-')}",
+             "a finite number > 0", value)

@@ -1,23 +1,21 @@
-#!/usr/bin/env python
-"""Run V-JEPA 2-AC model-predictive control on a Franka served by `scripts/franka_server.py`, and record it.
+"""Run V-JEPA 2-AC model-predictive control on a Franka served by `vjepa-franka-server`, and record it.
 
-Runs on the GPU workstation; the server runs on the robot computer. Example:
+Runs on the GPU workstation; the server runs on the robot computer. Example (or `python scripts/deploy.py`):
 
-  python scripts/deploy.py --controller tcp://172.16.0.1:5555 --goal-image goal.png \\
+  vjepa-deploy --controller tcp://172.16.0.1:5555 --goal-image goal.png \\
       --checkpoint runs/ac/latest.pt --max-steps 40 --out deployments/
 
 Every observation and command is recorded: the episode is written in the DROID raw layout (so deployment
 data can be trained on) with a deploy_log.jsonl of every command, what the server executed and what it
 refused. The episode is written even when the run stops early (Ctrl-C, lost server); the robot is stopped
-first. Docs: docs/deployment.md.
+first. Docs: docs/deployment.md. Bad flags and files are one line naming them (exit code 2 for flags, 1 for
+files), checked before the model loads or the robot is contacted; a lost server ends the run with exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import logging
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +25,24 @@ from PIL import Image
 from planning.common import ActionSpace
 from planning.mpc import MPC, run_controller
 from planning.registry import PLANNERS, build_planner
+from robot.cli import read_token
 from robot.client import CommandRefused, FrankaClient
 from robot.recording import RecordingController
+from vjepa_ac.cli import (
+    ArgumentParser,
+    UsageError,
+    check_device,
+    check_planner_flags,
+    need,
+    one_line,
+    run_cli,
+)
 
 log = logging.getLogger("deploy")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="vjepa-deploy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--controller", required=True, help="robot server address, tcp://HOST:PORT")
     p.add_argument("--goal-image", required=True, type=Path, help="goal image (PNG/JPEG) from the exterior camera")
     p.add_argument("--checkpoint", required=True, type=Path,
@@ -67,37 +75,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return p.parse_args(argv)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
+    args = p.parse_args(argv)
+    need(args.controller.startswith("tcp://"), "--controller", "tcp://HOST:PORT", args.controller)
+    need(args.max_steps >= 1, "--max-steps", "a number of actions >= 1", args.max_steps)
+    need(0 < args.fps < float("inf"), "--fps", "a finite frame rate > 0", args.fps)
+    need(0 < args.timeout < float("inf"), "--timeout", "finite seconds > 0", args.timeout)
+    check_planner_flags(args)
+    check_device(args.device)
+    return args
 
 
 def load_goal_image(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise SystemExit(f"--goal-image: {path} does not exist")
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
+        raise FileNotFoundError(f"--goal-image {path}: no such file (expected a PNG/JPEG from the exterior camera)")
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
+    except (OSError, ValueError) as e:  # PIL: UnidentifiedImageError, truncated files
+        raise ValueError(f"--goal-image {path}: not an image PIL can read ({one_line(e)})") from None
 
 
 def build_mpc(args) -> MPC:
     from vjepa_ac.runtime import VJEPAWorldModel
 
     space = ActionSpace(maxnorm=args.maxnorm, plan_rotation=args.plan_rotation)
-    planner = build_planner(args.planner, {"horizon": args.horizon, "samples": args.samples,
-                                           "iterations": args.iterations, "action_space": space, "seed": args.seed})
+    try:
+        planner = build_planner(args.planner, {"horizon": args.horizon, "samples": args.samples,
+                                               "iterations": args.iterations, "action_space": space,
+                                               "seed": args.seed})
+    except ValueError as exc:
+        raise UsageError(f"--planner {args.planner}: {one_line(exc)}") from None
     world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device, arch=args.arch,
                                                   arch_config=args.arch_config)
     return MPC(world_model, planner, execute=args.execute, device=args.device)
 
 
-def main(argv=None) -> Path:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def deploy(args: argparse.Namespace) -> Path:
+    """Plan and act until ``--max-steps``; returns the recorded episode folder. Raises what stopped the run
+    (after stopping the arm and writing the episode)."""
     goal = load_goal_image(args.goal_image)
+    token = read_token(args.token_file)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     mpc = build_mpc(args)
-    token = args.token_file.read_text().strip() if args.token_file else os.environ.get("FRANKA_SERVER_TOKEN")
     try:
         client = FrankaClient(args.controller, token=token, timeout_s=args.timeout)
     except (ConnectionError, CommandRefused) as exc:
-        raise SystemExit(f"--controller {args.controller}: {exc}") from None
+        raise ConnectionError(f"--controller {args.controller}: {exc}") from None
     log.info("connected to the %s backend at %s; limits %s", client.server_info["backend"], args.controller,
              client.server_info["limits"])
     robot = RecordingController(client)
@@ -127,13 +151,15 @@ def main(argv=None) -> Path:
             Image.fromarray(goal).save(path / "goal.png")
             print(f"episode written to {path}", flush=True)
         client.close()
-    if isinstance(error, (ConnectionError, CommandRefused, KeyboardInterrupt)):  # expected at a robot: no traceback
-        log.error("deployment stopped: %s: %s", type(error).__name__, error)
-        sys.exit(1)
     if error is not None:
-        raise error
+        raise error  # one line by the command-line wrapper (a lost server or a refusal: exit code 1)
     return episode
 
 
-if __name__ == "__main__":
-    main()
+def _main(argv: list[str]) -> int:
+    deploy(parse_args(argv))
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)

@@ -25,7 +25,15 @@ import yaml
 
 from planning.common import ENERGIES, ENERGY_STEPS, ActionSpace
 from planning.registry import PLANNERS, build_planner
-from vjepa_ac.cli import ArgumentParser, UsageError, run_cli
+from vjepa_ac.cli import (
+    ArgumentParser,
+    UsageError,
+    check_device,
+    check_planner_flags,
+    need,
+    one_line,
+    run_cli,
+)
 
 
 def parse_args(argv=None):
@@ -75,7 +83,18 @@ def parse_args(argv=None):
     p.add_argument("--warm-start", action="store_true", help="start from the previous plan, shifted")
     p.add_argument("--execute", type=int, default=1, help="planned actions executed before re-planning")
     p.add_argument("--planner-seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
+    args = p.parse_args(argv)
+    need(args.episodes >= 1, "--episodes", "an integer >= 1", args.episodes)
+    need(args.max_steps is None or args.max_steps >= 1, "--max-steps", "an integer >= 1", args.max_steps)
+    need(args.videos >= 0, "--videos", "an integer >= 0", args.videos)
+    need(args.landscape_grid >= 2, "--landscape-grid", "an integer >= 2", args.landscape_grid)
+    need(args.threads is None or args.threads >= 1, "--threads", "an integer >= 1", args.threads)
+    need(args.crop_aspect is None or 0 < args.crop_aspect < float("inf"), "--crop-aspect", "a finite ratio > 0",
+         args.crop_aspect)
+    check_planner_flags(args)
+    check_device(args.device)
+    return args
 
 
 def planner_from_flags(args):
@@ -88,7 +107,21 @@ def planner_from_flags(args):
             "temperature": args.temperature, "lr": args.lr, "action_space": space, "energy": args.energy,
             "energy_steps": args.energy_steps, "warm_start": args.warm_start, "seed": args.planner_seed})
     except ValueError as exc:
-        raise UsageError(f"--planner {args.planner}: {exc}") from None
+        raise UsageError(f"--planner {args.planner}: {one_line(exc)}") from None
+
+
+def make_env(task: str, options: dict):
+    """``gym.make(task, **options)``; an unknown task or option, or a bad option value, is a usage error."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the Franka tasks)
+
+    try:
+        return gym.make(task, **options)
+    except gym.error.Error as exc:
+        raise UsageError(f"--task: {one_line(exc)}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--env-options {options}: {task}: {one_line(exc)}") from None
 
 
 def env_options(text: str) -> dict:
@@ -105,13 +138,12 @@ def env_options(text: str) -> dict:
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the Franka tasks)
     from planning.evaluate import evaluate
     from planning.mpc import MPC
     from planning.world_model import OracleWorldModel
 
+    make_env(args.task, args.env_options).close()  # bad options fail here, before the model loads
+    planner = planner_from_flags(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.world_model == "oracle":
@@ -126,12 +158,12 @@ def _main(argv: list[str]) -> int:
                                                       crop_aspect=args.crop_aspect,
                                                       amp_dtype=torch.bfloat16 if args.bf16 else None)
         oracle = False
-    mpc = MPC(world_model, planner_from_flags(args), execute=args.execute, oracle=oracle, device=args.device)
+    mpc = MPC(world_model, planner, execute=args.execute, oracle=oracle, device=args.device)
     options = args.env_options
     metadata = {"task": args.task, "world_model": args.world_model, "checkpoint": args.checkpoint,
                 "arch": args.arch, "arch_config": args.arch_config,
                 "env_options": options, "torch_threads": torch.get_num_threads()}
-    report = evaluate(lambda: gym.make(args.task, **options), mpc, args.episodes, args.seed, args.out,
+    report = evaluate(lambda: make_env(args.task, options), mpc, args.episodes, args.seed, args.out,
                       videos=args.videos, video_format=args.video_format, max_steps=args.max_steps,
                       landscape=not args.no_landscape, landscape_grid=args.landscape_grid, metadata=metadata)
     low, high = report["success_ci95"]
