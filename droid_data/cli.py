@@ -43,6 +43,24 @@ def one_line(text_or_error) -> str:
     return text
 
 
+def read_yaml_file(path, expected: str = "a YAML file"):
+    """``yaml.safe_load`` of the file at ``path``. A missing file is a ``FileNotFoundError``, undecodable bytes or
+    a syntax error a ``ValueError``: one line naming the file (and the line and column of a syntax error)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file (expected {expected})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: expected {expected}, got undecodable bytes ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise ValueError(f"{path}:{where} YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+
+
 def debug_requested(argv: Sequence[str] = ()) -> bool:
     return "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 

@@ -114,7 +114,7 @@ def collect_episodes(task: str, episodes: int, seed: int = 0, *, out: str | Path
     task = task_name(task)
     seeds = [episode_seed(seed, i) for i in range(episodes)]
     names = [episode_name(task, i) for i in range(episodes)]
-    iterator = _generate(task, seeds, policy, _env_config(image_size, control_hz, max_steps, cameras), cameras,
+    iterator = _generate(task, seeds, policy, env_config(image_size, control_hz, max_steps, cameras), cameras,
                          variation or SceneVariation(), skip=_existing(out, names), progress=progress)
     if out is None:
         return (episode for _, episode in iterator)
@@ -133,7 +133,8 @@ def _existing(out, names: list[str]) -> set[int]:
     return {i for i, name in enumerate(names) if (Path(out) / name / "trajectory.h5").exists()}
 
 
-def _env_config(image_size, control_hz, max_steps, cameras) -> EnvConfig:
+def env_config(image_size, control_hz, max_steps, cameras) -> EnvConfig:
+    """The environment settings of a collection (``ValueError`` naming the setting if one is bad)."""
     exterior = [c for c in cameras if c != "wrist"]
     if len(exterior) != 1 or len(set(cameras)) != len(cameras):
         raise ValueError(f"cameras: expected one exterior camera ('ext1' or 'ext2') plus optionally 'wrist', "
@@ -268,9 +269,9 @@ def parse_mix(mix: str | dict | Path) -> dict[str, int]:
     if isinstance(mix, dict):
         parsed = dict(mix)
     elif Path(str(mix)).suffix in (".yaml", ".yml"):
-        import yaml
+        from droid_data.cli import read_yaml_file
 
-        parsed = yaml.safe_load(Path(mix).read_text())
+        parsed = read_yaml_file(mix, "a YAML map of mix component to episode count")
         if not isinstance(parsed, dict):
             raise ValueError(f"{mix}: expected a mapping of mix component to episode count, got "  # noqa: TRY004
                              f"{type(parsed).__name__}")
@@ -299,7 +300,7 @@ def collect_mix(mix, out: str | Path, seed: int = 0, *, image_size: int = 64, co
     """Collect a mix of components (see `parse_mix`) into `<out>/<component>/<task>_<index:05d>/` (a "/" in a
     component name becomes "-"), one progress bar for all; complete episodes already there are kept."""
     mix, out = parse_mix(mix), Path(out)
-    config = _env_config(image_size, control_hz, max_steps, cameras)
+    config = env_config(image_size, control_hz, max_steps, cameras)
     variation = variation or SceneVariation()
     paths = []
     bar = tqdm(total=sum(mix.values()), desc="collect", unit="ep", disable=not progress)

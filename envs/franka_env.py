@@ -44,6 +44,18 @@ class EnvConfig:
     camera_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # move the exterior camera (m, base frame) ...
     camera_target_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # ... and the point it looks at
 
+    def __post_init__(self):  # checked here, so a bad setting fails before any environment or episode is made
+        if self.camera not in CAMERA_NAMES[:-1]:
+            raise ValueError(f"camera: expected one of {CAMERA_NAMES[:-1]}, got {self.camera!r}")
+        if not 1.0 <= self.control_hz <= 50.0:
+            raise ValueError(f"control_hz: expected a rate in [1, 50] Hz (4-15 is DROID-like), got {self.control_hz}")
+        if int(self.image_size) < 16:
+            raise ValueError(f"image_size: expected >= 16 pixels, got {self.image_size}")
+        if self.max_steps is not None and int(self.max_steps) < 1:
+            raise ValueError(f"max_steps: expected None or >= 1 steps, got {self.max_steps}")
+        if self.object not in OBJECTS:
+            raise ValueError(f"object: expected one of {sorted(OBJECTS)}, got {self.object!r}")
+
 
 # Scene variations that `reset(options=...)` may change for one episode (the config's value otherwise).
 EPISODE_OPTIONS = ("object_rgba", "camera_offset", "camera_target_offset")
@@ -98,14 +110,6 @@ class FrankaEnv(gym.Env):
         config = dataclasses.replace(config or EnvConfig(), **overrides)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode: expected 'rgb_array' or None, got {render_mode!r}")
-        if config.camera not in CAMERA_NAMES[:-1]:
-            raise ValueError(f"camera: expected one of {CAMERA_NAMES[:-1]}, got {config.camera!r}")
-        if not 1.0 <= config.control_hz <= 50.0:
-            raise ValueError(f"control_hz: expected a rate in [1, 50] Hz (4-15 is DROID-like), got {config.control_hz}")
-        if int(config.image_size) < 16:
-            raise ValueError(f"image_size: expected >= 16 pixels, got {config.image_size}")
-        if config.object not in OBJECTS:
-            raise ValueError(f"object: expected one of {sorted(OBJECTS)}, got {config.object!r}")
         for name in EPISODE_OPTIONS:  # fail at construction, not at the first reset
             self._episode_option(config, {}, name)
         self.config = config

@@ -140,12 +140,17 @@ def read_token(path: Path | None) -> str | None:
 
 def build_controller(args):
     if args.backend == "sim":
+        import gymnasium as gym
+
         from robot.backends.sim import SimController
 
         options = {"image_size": args.image_size}
         if args.control_hz is not None:
             options["control_hz"] = args.control_hz
-        return SimController(args.task, seed=args.seed, **options)
+        try:
+            return SimController(args.task, seed=args.seed, **options)
+        except (gym.error.Error, ValueError) as e:  # an unknown task, a setting the simulator refuses
+            raise UsageError(f"--backend sim --task {args.task} {options}: {one_line(e)}") from None
     if not args.robot_ip:
         raise UsageError("--robot-ip: required with --backend franky (the FCI address, e.g. 172.16.0.2)")
     from robot.backends.franky import FrankyController

@@ -89,21 +89,9 @@ class SafetyLimits:
     @classmethod
     def from_yaml(cls, path) -> SafetyLimits:
         """Limits of one robot cell from a YAML map of the fields above (missing fields keep their defaults)."""
-        import yaml
+        from droid_data.cli import read_yaml_file
 
-        try:
-            with open(path) as f:
-                values = yaml.safe_load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such safety limits file (expected a YAML map of "
-                                    f"{sorted(cls.__dataclass_fields__)})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-            raise ValueError(f"{path}:{where} YAML syntax error: {getattr(e, 'problem', None) or e}") from None
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{path}: expected a YAML text file of safety settings, got undecodable bytes "
-                             f"({e.reason} at byte {e.start})") from None
+        values = read_yaml_file(path, f"a YAML map of safety settings {sorted(cls.__dataclass_fields__)}")
         values = {} if values is None else values
         if not isinstance(values, dict):  # a ValueError like every other bad file (the CLI: exit code 2)
             raise ValueError(f"{path}: expected a YAML map of safety settings, got "  # noqa: TRY004

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
+import socket
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -129,12 +131,13 @@ def atomic_save(obj, path) -> Path:
     """``torch.save`` to a temp file in the same directory, fsync, then ``os.replace`` onto ``path``.
 
     A crash at any point leaves either the old file or the new one, never a truncated file (only a temp file
-    ``.<name>.<pid>.<random>.tmp``, which ``remove_stale_temps`` deletes when the run restarts).
+    ``.<name>.<writer>.<pid>.<random>.tmp``, which ``remove_stale_temps`` deletes when the run restarts).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a restart can tell its own stale temps (remove_stale_temps).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    # Who writes is in the name (this machine and pid namespace, and the pid), so a restart can tell its own
+    # crashed writers' temps from a live writer's (remove_stale_temps).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_WRITER}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -203,18 +206,34 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", expected: str =
     return obj
 
 
-# A writer touches its temp file continuously; these ages say when it certainly stopped.
-STALE_TEMP_DEAD_PID_S = 300  # the pid in the name is not running on this machine
-STALE_TEMP_ANY_S = 3600  # no pid in the name (older files), or a writer on another machine of a shared disk
+def _writer_id() -> str:
+    """This machine and pid namespace as a file-name token (no dots): pids are only comparable within it."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino  # Linux: containers sharing a host name differ here
+    except OSError:
+        namespace = 0
+    return f"{host}~{namespace}"
+
+
+_WRITER = _writer_id()
+# Temp files of writers this process cannot check (another machine sharing the disk, names without a
+# writer) are removed once nothing has touched them for an hour; an older name with only a pid, whose process
+# is gone here, after 5 minutes.
+STALE_TEMP_ANY_S = 3600
+STALE_TEMP_DEAD_PID_S = 300
 
 
 def remove_stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
     """Delete temp files that a crashed ``atomic_save`` left in ``folder``; returns what was removed.
 
-    Only ``.<name>.<pid>.<random>.tmp`` / ``.<name>.<random>.tmp`` files are considered, and only when their
-    writer cannot still be writing them: the pid in the name is not a running process on this machine and the
-    file has not been modified for 5 minutes, or the file has not been modified for an hour (no pid in the
-    name, or a pid that may belong to another machine sharing the disk). A live writer keeps its file.
+    Only ``.<name>.<writer>.<pid>.<random>.tmp`` files (and older ``.<name>[.<pid>].<random>.tmp``) are
+    considered, and only when their writer cannot still be writing them:
+    - written on this machine and pid namespace by a process that is no longer running: removed at once, so a
+      crash loop never piles up temp files;
+    - only a pid in the name (older files), no process with it here and untouched for 5 minutes: removed;
+    - anything else (another machine's writer on a shared disk) untouched for an hour: removed.
+    A live writer keeps its file, and so does this process.
     """
     import time
 
@@ -226,17 +245,21 @@ def remove_stale_temps(folder: str | os.PathLike, now: float | None = None) -> l
             age = now - tmp.stat().st_mtime
         except FileNotFoundError:  # its writer renamed it meanwhile
             continue
-        pid = _writer_pid(tmp.name)
-        dead = pid is not None and pid != os.getpid() and not _pid_running(pid)
-        if (dead and age >= STALE_TEMP_DEAD_PID_S) or age >= STALE_TEMP_ANY_S:
+        writer, pid = _temp_writer(tmp.name)
+        gone = pid is not None and pid != os.getpid() and not _pid_running(pid)
+        if (writer == _WRITER and gone) or (writer is None and gone and age >= STALE_TEMP_DEAD_PID_S) \
+                or age >= STALE_TEMP_ANY_S:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
 
-def _writer_pid(name: str) -> int | None:
-    parts = name[1:-len(".tmp")].split(".")  # <name parts>.<pid>.<random>
-    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+def _temp_writer(name: str) -> tuple[str | None, int | None]:
+    """(writer, pid) from a temp name ``.<name>.<writer>.<pid>.<random>.tmp``; older names have no writer."""
+    parts = name[1:-len(".tmp")].split(".")  # <name parts>[.<writer>][.<pid>].<random>
+    pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+    writer = parts[-3] if pid is not None and len(parts) >= 4 and "~" in parts[-3] else None
+    return writer, pid
 
 
 def _pid_running(pid: int) -> bool:

@@ -29,7 +29,7 @@ import draccus
 import draccus.argparsing
 import yaml
 
-from droid_data.cli import UsageError
+from droid_data.cli import UsageError, read_yaml_file
 
 T = TypeVar("T")
 
@@ -133,11 +133,9 @@ def deep_merge(base: Mapping, top: Mapping) -> dict:
 def read_yaml(path: str | os.PathLike) -> dict:
     """A YAML mapping; a syntax error is one line with the file, line and column."""
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+        data = read_yaml_file(path, "a YAML config") or {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping of fields at top level, got {type(data).__name__}")
     return data

@@ -268,16 +268,18 @@ def _materialize(build, state: Mapping[str, torch.Tensor], where: str) -> nn.Mod
 
 def read_arch_config(path: str | os.PathLike) -> dict[str, dict]:
     """The ``encoder`` / ``predictor`` sections of a YAML or JSON file of official constructor kwargs."""
+    from droid_data.cli import read_yaml_file
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--arch-config {path}: no such file")
-    text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
+        raise FileNotFoundError(f"{path}: no such arch-config file")
+    if path.suffix == ".json":  # (YAML 1.1 would read JSON's 1e-5 as a string)
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointFormatError(f"{path}: not a JSON file of constructor kwargs ({e})") from None
     else:
-        import yaml
-
-        data = yaml.safe_load(text)
+        data = read_yaml_file(path, "a YAML file of official constructor kwargs")
     if not isinstance(data, Mapping) or not data or set(data) - {"encoder", "predictor"}:
         found = _entries(data) if isinstance(data, Mapping) else type(data).__name__
         raise CheckpointFormatError(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vjepa_ac import checkpoint
 from vjepa_ac.checkpoint import (
     CheckpointError,
     atomic_save,
@@ -160,26 +161,32 @@ def test_missing_keys_and_non_dicts_are_named(tmp_path):
 def test_restart_removes_only_stale_temp_files(tmp_path):
     now = time.time()
     dead_pid = _dead_pid()
+    me, other = checkpoint._WRITER, "robot-pc-2~4026531836"
     files = {
-        "dead_writer_old": f".latest.pt.{dead_pid}.a1b2c3.tmp",  # crashed writer, untouched for 10 min: stale
-        "dead_writer_fresh": f".latest.pt.{dead_pid}.d4e5f6.tmp",  # touched 10 s ago: maybe another machine
-        "live_writer": f".latest.pt.{os.getppid()}.g7h8i9.tmp",  # a running process: never removed
+        "crashed_here": f".latest.pt.{me}.{dead_pid}.k1l2m3.tmp",  # this machine, writer gone: stale at once
+        "live_here": f".latest.pt.{me}.{os.getppid()}.n4o5p6.tmp",  # a running process: never removed
+        "other_machine_fresh": f".latest.pt.{other}.{dead_pid}.q7r8s9.tmp",  # its pid means nothing here
+        "other_machine_old": f".latest.pt.{other}.{dead_pid}.t1u2v3.tmp",  # untouched for 2 hours: stale
+        "dead_writer_old": f".latest.pt.{dead_pid}.a1b2c3.tmp",  # older name, crashed, untouched 10 min: stale
+        "dead_writer_fresh": f".latest.pt.{dead_pid}.d4e5f6.tmp",  # older name, touched 10 s ago: kept
+        "live_writer": f".latest.pt.{os.getppid()}.g7h8i9.tmp",
         "no_pid_old": ".latest.pt.zq9x8w7v.tmp",  # written before pids were in the name, 2 hours old: stale
         "no_pid_fresh": ".e3.pt.zq9x8w7v.tmp",
         "not_a_temp": "latest.pt",
     }
-    ages = {"dead_writer_old": 600, "dead_writer_fresh": 10, "live_writer": 600, "no_pid_old": 7200,
+    ages = {"crashed_here": 1, "live_here": 600, "other_machine_fresh": 60, "other_machine_old": 7200,
+            "dead_writer_old": 600, "dead_writer_fresh": 10, "live_writer": 600, "no_pid_old": 7200,
             "no_pid_fresh": 60, "not_a_temp": 7200}
     for key, name in files.items():
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (now - ages[key], now - ages[key]))
     removed = remove_stale_temps(tmp_path, now=now)
-    assert sorted(p.name for p in removed) == sorted([files["dead_writer_old"], files["no_pid_old"]])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        files[k] for k in ("dead_writer_fresh", "live_writer", "no_pid_fresh", "not_a_temp"))
+    stale = ("crashed_here", "other_machine_old", "dead_writer_old", "no_pid_old")
+    assert sorted(p.name for p in removed) == sorted(files[k] for k in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files[k] for k in files if k not in stale)
 
 
-def test_atomic_save_puts_its_pid_in_the_temp_name(tmp_path, monkeypatch):
+def test_atomic_save_puts_its_writer_and_pid_in_the_temp_name(tmp_path, monkeypatch):
     seen = []
     real_replace = os.replace
 
@@ -189,7 +196,8 @@ def test_atomic_save_puts_its_pid_in_the_temp_name(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", spy)
     atomic_save({"step": 1}, tmp_path / "latest.pt")
-    assert seen and seen[0].startswith(f".latest.pt.{os.getpid()}.") and seen[0].endswith(".tmp")
+    assert seen and seen[0].startswith(f".latest.pt.{checkpoint._WRITER}.{os.getpid()}.") and seen[0].endswith(".tmp")
+    assert checkpoint._temp_writer(seen[0]) == (checkpoint._WRITER, os.getpid())
 
 
 def _dead_pid() -> int:

@@ -18,8 +18,8 @@ import math
 
 from droid_data.cli import DATA_EXIT, USAGE_EXIT, ArgumentParser, UsageError, one_line, run_cli
 
-__all__ = ["DATA_EXIT", "USAGE_EXIT", "ArgumentParser", "UsageError", "check_device", "check_planner_flags", "need",
-           "one_line", "run_cli"]
+__all__ = ["DATA_EXIT", "USAGE_EXIT", "ArgumentParser", "UsageError", "check_arch_config", "check_device",
+           "check_planner_flags", "need", "one_line", "run_cli"]
 
 
 def need(ok: bool, flag: str, expected: str, actual) -> None:
@@ -52,3 +52,15 @@ def check_planner_flags(args) -> None:
         value = getattr(args, flag, None)
         need(value is None or (math.isfinite(value) and value > 0), f"--{flag.replace('_', '-')}",
              "a finite number > 0", value)
+
+
+def check_arch_config(path) -> None:
+    """``--arch-config``: a readable YAML/JSON file with ``encoder`` / ``predictor`` sections (a config: exit 2)."""
+    if path is None:
+        return
+    from vjepa_ac.formats import read_arch_config
+
+    try:
+        read_arch_config(path)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--arch-config {one_line(e)}") from None

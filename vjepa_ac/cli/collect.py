@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
-from vjepa_ac.cli import ArgumentParser, run_cli
+from vjepa_ac.cli import ArgumentParser, UsageError, need, one_line, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,21 +45,48 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--random-colors", action="store_true", help="a random object colour per episode")
     p.add_argument("--camera-jitter", type=float, default=0.0,
                    help="move the exterior camera per episode by up to this many metres per axis (default 0)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
     args = p.parse_args(argv)
     if args.task and args.episodes is None:
         p.error("--task needs --episodes")
+    need(args.episodes is None or args.episodes >= 1, "--episodes", "a number of episodes >= 1", args.episodes)
+    need(not Path(args.out).exists() or Path(args.out).is_dir(), "--out", "a folder (new or existing)", args.out)
     return args
+
+
+def settings(args) -> dict:
+    """The collection settings from the flags, each checked before the first episode (``UsageError`` naming the
+    flag)."""
+    import yaml
+
+    from envs.collect import SceneVariation, env_config, parse_mix, task_name
+
+    def checked(flag, make):
+        try:
+            return make()
+        except (ValueError, OSError, yaml.YAMLError) as e:
+            raise UsageError(f"{flag}: {one_line(e)}") from None
+
+    objects = tuple(o.strip() for o in args.objects.split(",") if o.strip())
+    cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
+    if args.mix:
+        checked(f"--mix {args.mix}", lambda: parse_mix(args.mix))
+    else:
+        checked("--task", lambda: task_name(args.task))
+    checked("--image-size/--control-hz/--max-steps/--cameras",
+            lambda: env_config(args.image_size, args.control_hz, args.max_steps, cameras))
+    variation = checked("--objects/--camera-jitter",
+                        lambda: SceneVariation(objects, args.random_colors, args.camera_jitter))
+    return {"image_size": args.image_size, "control_hz": args.control_hz, "max_steps": args.max_steps,
+            "cameras": cameras, "variation": variation}
 
 
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from envs.collect import SceneVariation, collect_episodes, collect_mix
+    from envs.collect import collect_episodes, collect_mix
 
     start = time.perf_counter()
-    objects = tuple(o.strip() for o in args.objects.split(",") if o.strip())
-    common = {"image_size": args.image_size, "control_hz": args.control_hz, "max_steps": args.max_steps,
-              "cameras": tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
-              "variation": SceneVariation(objects, args.random_colors, args.camera_jitter)}
+    common = settings(args)
     if args.mix:
         paths = collect_mix(args.mix, args.out, args.seed, **common)
     else:

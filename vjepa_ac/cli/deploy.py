@@ -31,6 +31,7 @@ from robot.recording import RecordingController
 from vjepa_ac.cli import (
     ArgumentParser,
     UsageError,
+    check_arch_config,
     check_device,
     check_planner_flags,
     need,
@@ -83,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     need(0 < args.timeout < float("inf"), "--timeout", "finite seconds > 0", args.timeout)
     check_planner_flags(args)
     check_device(args.device)
+    check_arch_config(args.arch_config)
     return args
 
 

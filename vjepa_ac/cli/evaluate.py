@@ -28,6 +28,7 @@ from planning.registry import PLANNERS, build_planner
 from vjepa_ac.cli import (
     ArgumentParser,
     UsageError,
+    check_arch_config,
     check_device,
     check_planner_flags,
     need,
@@ -94,6 +95,7 @@ def parse_args(argv=None):
          args.crop_aspect)
     check_planner_flags(args)
     check_device(args.device)
+    check_arch_config(args.arch_config)
     return args
 
 

@@ -13,7 +13,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from vjepa_ac.cli import ArgumentParser, run_cli
+from vjepa_ac.cli import ArgumentParser, need, run_cli
 from vjepa_ac.linear_probe import (
     LAYER_CHOICES,
     POOL_CHOICES,
@@ -51,7 +51,13 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest for tiny encoders on a busy machine)")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
     args = p.parse_args(argv)
+    need(args.frame_stride >= 1, "--frame-stride", "an integer >= 1", args.frame_stride)
+    need(args.max_episodes is None or args.max_episodes >= 2, "--max-episodes", "an integer >= 2 (train and test)",
+         args.max_episodes)
+    need(0 < args.test_fraction < 1, "--test-fraction", "a fraction in (0, 1)", args.test_fraction)
+    need(args.threads >= 1, "--threads", "an integer >= 1", args.threads)
     torch.set_num_threads(args.threads)
 
     encoder, spec = load_pretrain_encoder(args.checkpoint, key=args.key)
