@@ -363,8 +363,14 @@ def run_case(case: Case, marker: Path, cwd: Path, timeout: float = 120.0) -> Out
             os.close(read_end)
             os.dup2(write_end, 2)
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            # New stream objects on fds 1 and 2: the caller's may be a test runner's capture objects.
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             os.chdir(cwd)
             os.environ.pop("VJEPA_AC_DEBUG", None)
+            import torch
+
+            torch.set_num_threads(1)  # as DataLoader workers do: the parent's thread pool is not the child's
             code = _exit_code(main, case.argv)
             sys.stdout.flush()
             sys.stderr.flush()
