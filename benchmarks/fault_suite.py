@@ -65,6 +65,10 @@ class Row:
             self.lost.append(why)
 
 
+def row_of(rows: dict[str, Row], case: str) -> Row:
+    return rows.setdefault(case, Row(case))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # trainers in forked children
 
@@ -287,27 +291,26 @@ def temps(folder: Path) -> list[Path]:
 # sections
 
 
-def section_kill_and_resume(trainer: Trainer, work: Path, rng: random.Random, random_kills: int, quick: bool,
-                            rows: dict[str, Row]) -> None:
-    kill = rows.setdefault(f"kill -9 at random moments ({trainer.name})", Row(f"kill -9 at random moments "
-                                                                             f"({trainer.name})"))
-    in_save = rows.setdefault(f"kill -9 inside atomic_save ({trainer.name})",
-                              Row(f"kill -9 inside atomic_save ({trainer.name})"))
-    cleaned = rows.setdefault("stale temp of a killed save removed at restart",
-                              Row("stale temp of a killed save removed at restart"))
-    resume = rows.setdefault(f"resume bit-identical to an uninterrupted run ({trainer.name})",
-                             Row(f"resume bit-identical to an uninterrupted run ({trainer.name})"))
-    log = work / f"{trainer.name}.log"
-
+def make_reference(trainer: Trainer, work: Path) -> float:
+    """Warm this process up with one run, then the uninterrupted run every other is compared with (in a child,
+    as they are); returns its duration in seconds."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         trainer.run(work / f"{trainer.name}_warmup")  # in this process: the children start warm (kernels, caches)
     start = time.monotonic()
-    reference_dir = work / f"{trainer.name}_reference"
-    pid = fork(lambda: trainer.run(reference_dir), log)
-    if wait(pid) != 0:
+    log = work / f"{trainer.name}.log"
+    if wait(fork(lambda: trainer.run(work / f"{trainer.name}_reference"), log)) != 0:
         raise RuntimeError(f"the uninterrupted {trainer.name} run failed; see {log}")
-    duration = time.monotonic() - start
-    reference = read_latest(reference_dir)
+    return time.monotonic() - start
+
+
+def section_kill_and_resume(trainer: Trainer, work: Path, duration: float, rng: random.Random, random_kills: int,
+                            quick: bool, rows: dict[str, Row]) -> None:
+    kill = row_of(rows, f"kill -9 at random moments ({trainer.name})")
+    in_save = row_of(rows, f"kill -9 inside atomic_save ({trainer.name})")
+    cleaned = row_of(rows, "stale temp of a killed save removed at restart")
+    resume = row_of(rows, f"resume bit-identical to an uninterrupted run ({trainer.name})")
+    log = work / f"{trainer.name}.log"
+    reference = read_latest(work / f"{trainer.name}_reference")
 
     def finish_and_compare(folder: Path) -> None:
         code = wait(fork(lambda: trainer.run(folder), log))
@@ -366,8 +369,7 @@ def section_kill_and_resume(trainer: Trainer, work: Path, rng: random.Random, ra
 
 def section_clean_stops(trainer: Trainer, work: Path, cuts: list[int], rows: dict[str, Row]) -> None:
     """AC: stop with run.max_steps at ``cuts`` (then resume to the end); compare with the reference."""
-    row = rows.setdefault(f"resume bit-identical to an uninterrupted run ({trainer.name})",
-                          Row(f"resume bit-identical to an uninterrupted run ({trainer.name})"))
+    row = row_of(rows, f"resume bit-identical to an uninterrupted run ({trainer.name})")
     log = work / f"{trainer.name}.log"
     reference = read_latest(work / f"{trainer.name}_reference")
     for cut in cuts:
@@ -379,8 +381,7 @@ def section_clean_stops(trainer: Trainer, work: Path, cuts: list[int], rows: dic
 
 
 def section_divergence(trainer: Trainer, work: Path, rows: dict[str, Row]) -> None:
-    row = rows.setdefault(f"divergence on a checkpoint step ({trainer.name})",
-                          Row(f"divergence on a checkpoint step ({trainer.name})"))
+    row = row_of(rows, f"divergence on a checkpoint step ({trainer.name})")
     log = work / f"{trainer.name}.log"
     reference = read_latest(work / f"{trainer.name}_reference")
     for lr in (float("inf"), 1e9):
@@ -404,8 +405,7 @@ def section_temps(work: Path, rows: dict[str, Row]) -> None:
     """Plant temp files in a run folder, restart a run there, check which survive."""
     from vjepa_ac import checkpoint
 
-    row = rows.setdefault("planted temp files (crashed / live / other machine / old)",
-                          Row("planted temp files (crashed / live / other machine / old)"))
+    row = row_of(rows, "planted temp files (crashed / live / other machine / old)")
     folder = work / "temps"
     folder.mkdir(parents=True)
     dead = os.fork()
@@ -439,7 +439,7 @@ def section_inputs(work: Path, quick: bool, rows: dict[str, Row]) -> None:
 
     def record(outcome):
         name = f"bad input: {outcome.case.command}"
-        row = rows.setdefault(name, Row(name))
+        row = row_of(rows, name)
         row.record(outcome.held, f"{outcome.case.what}: {'; '.join(outcome.reasons)} -- "
                                  f"{outcome.stderr.strip().splitlines()[-1][:160] if outcome.stderr.strip() else ''}")
         row.seconds += outcome.seconds
@@ -508,7 +508,7 @@ def section_fuzz(messages: int, loopback_messages: int, rows: dict[str, Row]) ->
     clock = FakeClock()
     server = FrankaServer(arm, limits, clock=clock)
     server.handle([msgpack.packb({"cmd": "home"})])  # the task's start pose may lie outside this small box
-    row = rows.setdefault("robot server fuzz, in process (MuJoCo arm)", Row("robot server fuzz, in process (MuJoCo arm)"))
+    row = row_of(rows, "robot server fuzz, in process (MuJoCo arm)")
     start = time.monotonic()
 
     @settings(max_examples=messages, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
@@ -540,8 +540,7 @@ def section_fuzz_loopback(messages: int, violations, rows: dict[str, Row]) -> No
 
     from robot.client import FrankaClient
 
-    row = rows.setdefault("robot server fuzz, loopback (server process)",
-                          Row("robot server fuzz, loopback (server process)"))
+    row = row_of(rows, "robot server fuzz, loopback (server process)")
     start = time.monotonic()
     box = ("--workspace-low", "0.30", "-0.08", "0.30", "--workspace-high", "0.45", "0.08", "0.45",
            "--max-translation", "0.03", "--max-rotation", "0.1", "--max-rate-hz", "100000",
@@ -607,9 +606,10 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for trainer in trainers if only & {"kill", "resume", "diverge"} else ():
             start = time.monotonic()
-            if only & {"kill", "resume", "diverge"}:
-                section_kill_and_resume(trainer, work, rng, random_kills=3 if args.quick else 8, quick=args.quick,
-                                        rows=rows)
+            duration = make_reference(trainer, work)
+            if only & {"kill", "resume"}:
+                section_kill_and_resume(trainer, work, duration, rng, random_kills=3 if args.quick else 8,
+                                        quick=args.quick, rows=rows)
             if "resume" in only and trainer.name == "ac":
                 section_clean_stops(trainer, work, [5] if args.quick else [3, 5, 10], rows)
             if "diverge" in only:
