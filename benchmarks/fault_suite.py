@@ -219,18 +219,11 @@ def kill_inside_save(phase: str, nth: int) -> None:
 
 def blow_up_lr(at_step: int, lr: float) -> None:
     """In this (child) process: the LR scheduler sets ``lr`` at ``at_step`` (both trainers use it)."""
-    from vjepa_ac import schedules
+    import pytest
 
-    real_step = schedules.LRScheduler.step
+    from tests.conftest import set_lr_at
 
-    def step(self, step):
-        value = real_step(self, step)
-        if step == at_step:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-        return value
-
-    schedules.LRScheduler.step = step
+    set_lr_at(pytest.MonkeyPatch(), at_step, lr)
 
 
 # ---------------------------------------------------------------------------------------------------------------
