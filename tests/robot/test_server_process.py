@@ -84,7 +84,11 @@ def test_fuzzed_messages_never_crash_or_exceed_limits(fuzz_server, message):
         raw.close(0)
     assert isinstance(reply, dict) and isinstance(reply["ok"], bool)
     after = client.observe(images=False)["state"]
-    if not (reply["ok"] and sent_cmd(message) == "home"):  # home walks several limited steps (test_home.py)
+    # A dispatched `home` walks several limited steps (test_home.py); it may end in robot_error when the arm
+    # cannot settle within its step budget, after having walked. Any other command moves one step at most.
+    home_walked = sent_cmd(message) == "home" and (
+        reply["ok"] or reply.get("error", {}).get("code") == protocol.ROBOT_ERROR)
+    if not home_walked:
         assert np.linalg.norm(after[:3] - before[:3]) <= MAX_T + TOL
         assert rotation_between(before, after) <= MAX_R + ROT_TOL
     assert np.all(after[:3] >= LOW - TOL) and np.all(after[:3] <= HIGH + TOL)
