@@ -38,7 +38,7 @@ from envs.policies import make_policy
 from planning.cem import CEMConfig, CEMPlanner
 from planning.common import ActionSpace
 from planning.energy import LatentDistance, StateHeadEnergy
-from planning.evaluate import evaluate
+from planning.evaluate import evaluate, table_row
 from planning.landscape import encode_all, goal_distance_correlation, pixel_latents, straight_path
 from planning.mpc import MPC
 from planning.policy_eval import UniformRandomPolicy, evaluate_policy
@@ -288,7 +288,7 @@ def stage_evaluate(cfg: DemoConfig, out: Path, mpc: MPC) -> list[dict]:
         log(f"CEM on {env_id}: {episodes} episodes")
         report = evaluate(make_env, mpc, episodes, eval_seed, out / "eval" / f"{task}_cem", videos=cfg.videos,
                           max_steps=max_steps, metadata={"task": env_id})
-        rows.append(_row(task, "CEM + world model (goal image)", report,
+        rows.append(table_row(task, "CEM + world model (goal image)", report,
                          report["planning_seconds_per_action"]["mean"]))
         if task != "reach" and cfg.baseline_episodes < 1:
             continue
@@ -297,14 +297,8 @@ def stage_evaluate(cfg: DemoConfig, out: Path, mpc: MPC) -> list[dict]:
                              ("scripted oracle (knows goal pose)", make_policy(task, "oracle"))):
             report = evaluate_policy(make_env, policy, n, eval_seed, max_steps=max_steps, desc=f"{name} {task}")
             (out / "eval" / f"{task}_{report['policy']}.json").write_text(json.dumps(report, indent=2))
-            rows.append(_row(task, name, report, None))
+            rows.append(table_row(task, name, report, None))
     return rows
-
-
-def _row(task, policy, report, seconds) -> dict:
-    return {"task": task, "policy": policy, "episodes": report["episodes"], "successes": report["successes"],
-            "success_rate": report["success_rate"], "ci95": report["success_ci95"],
-            "final_distance_m": report["final_distance_m"]["mean"], "seconds_per_action": seconds}
 
 
 # ---------------------------------------------------------------------------------------------------------------
