@@ -63,6 +63,8 @@ TASK_IDS = {"reach": "FrankaReach-v0", "grasp": "FrankaGrasp-v0", "reach_with_ob
             "pick_place": "FrankaPickPlace-v0", "push": "FrankaPush-v0"}
 # The issue's targets (success rate), printed beside the measured figures.
 TARGETS = {"reach": 0.95, "grasp": 0.60, "reach_with_object": 0.70, "pick_place": 0.50, "push": 0.50}
+PIPELINES = {"pretrained": "CEM + world model (pretrained encoder)",
+             "untrained": "CEM + world model (untrained encoder)"}
 STATE_COLUMNS = [0, 1, 2, 6]  # what the head reads from a latent: end-effector xyz and gripper closedness
 
 
@@ -99,7 +101,10 @@ class BenchmarkConfig:
     iterations: int = 4
     maxnorm: float = 0.05
     videos: int = 2
-    untrained: bool = True  # also evaluate the untrained-encoder pipeline (doubles the AC/head/eval cost)
+    # world-model pipelines to train and evaluate: "pretrained" (the product) and "untrained" (the same pipeline on
+    # a randomly initialised encoder of the same architecture: does pretraining earn its place?)
+    pipelines: list[str] = field(default_factory=lambda: list(PIPELINES))
+    baselines: bool = True  # also evaluate random actions and the scripted ORACLE
 
 
 def log(msg: str) -> None:
@@ -204,17 +209,18 @@ def evaluate_task(cfg: BenchmarkConfig, out: Path, task: str, mpcs: dict[str, MP
         return gym.make(TASK_IDS[task], image_size=cfg.image_size, camera=cfg.camera)
 
     rows = []
-    for name, mpc in mpcs.items():
-        folder = out / "eval" / f"{task}_{name}"
+    for pipeline, mpc in mpcs.items():
+        folder = out / "eval" / f"{task}_{pipeline}"
         if (folder / "report.json").exists():
             report = json.loads((folder / "report.json").read_text())
         else:
-            log(f"{task}: {name}, {cfg.episodes} episodes")
+            log(f"{task}: {PIPELINES[pipeline]}, {cfg.episodes} episodes")
             report = evaluate(make_env, mpc, cfg.episodes, seed, folder, videos=cfg.videos, landscape=False,
-                              metadata={"task": TASK_IDS[task], "policy": name})
-        rows.append(table_row(task, name, report, report["planning_seconds_per_action"]["mean"]))
-    for name, policy in (("random actions", UniformRandomPolicy(ActionSpace(maxnorm=cfg.maxnorm))),
-                         ("scripted ORACLE (reads object pose)", make_policy(task, "oracle"))):
+                              metadata={"task": TASK_IDS[task], "policy": PIPELINES[pipeline]})
+        rows.append(table_row(task, PIPELINES[pipeline], report, report["planning_seconds_per_action"]["mean"]))
+    baselines = (("random actions", UniformRandomPolicy(ActionSpace(maxnorm=cfg.maxnorm))),
+                 ("scripted ORACLE (reads object pose)", make_policy(task, "oracle")))
+    for name, policy in baselines if cfg.baselines else ():
         path = out / "eval" / f"{task}_{name.split()[0].lower()}.json"
         if path.exists():
             report = json.loads(path.read_text())
@@ -231,7 +237,7 @@ def results_markdown(rows: list[dict], heads: dict, stages: dict, cfg: Benchmark
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         sec = f"{r['seconds_per_action']:.3f}" if r["seconds_per_action"] is not None else "-"
-        target = f"{TARGETS[r['task']]:.0%}" if r["policy"].startswith("CEM + world model (") else ""
+        target = f"{TARGETS[r['task']]:.0%}" if r["policy"] == PIPELINES["pretrained"] else ""
         lines.append(f"| {r['task']} | {r['policy']} | {r['successes']}/{r['episodes']} = {r['success_rate']:.0%} | "
                      f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} | {target} | {r['final_distance_m'] * 100:.1f} cm | "
                      f"{sec} |")
@@ -260,12 +266,13 @@ def run(cfg: BenchmarkConfig) -> int:
 
     data = timed("1. collect", stage_collect, cfg, out)
     encoder = timed("2. pretrain + cooldown", stage_pretrain, cfg, out, data)
-    pipelines = {"CEM + world model (pretrained encoder)": (out / "ac", encoder)}
-    if cfg.untrained:
-        pipelines["CEM + world model (untrained encoder)"] = (out / "ac_untrained",
-                                                             untrained_encoder(cfg, out, encoder))
+    pipelines = {"pretrained": (out / "ac", encoder)}
+    if "untrained" in cfg.pipelines:
+        pipelines["untrained"] = (out / "ac_untrained", untrained_encoder(cfg, out, encoder))
     mpcs, heads = {}, {}
     for name, (ac_dir, encoder_ckpt) in pipelines.items():
+        if name not in cfg.pipelines:
+            continue
         wm = timed(f"3. AC predictor, {name}", stage_ac, cfg, ac_dir, data, encoder_ckpt)
         head, heads[name] = timed(f"4. state head, {name}", stage_head, cfg, ac_dir, wm)
         mpcs[name] = build_mpc(cfg, wm, head)
@@ -293,9 +300,10 @@ def parse_args(argv=None) -> BenchmarkConfig:
         else:
             parser.add_argument(flag, type=type(value), default=value)
     args = vars(parser.parse_args(argv))
-    unknown = [t for t in args["tasks"] if t not in TASK_IDS]
-    if unknown:
-        parser.error(f"--tasks: expected names among {list(TASK_IDS)}, got {unknown}")
+    for flag, known in (("tasks", TASK_IDS), ("pipelines", PIPELINES)):
+        unknown = [name for name in args[flag] if name not in known]
+        if unknown or not args[flag]:
+            parser.error(f"--{flag}: expected names among {list(known)}, got {args[flag]}")
     if args["episodes"] < 1:
         parser.error(f"--episodes: expected >= 1, got {args['episodes']}")
     args["objects"] = tuple(args["objects"])
