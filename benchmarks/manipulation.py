@@ -94,6 +94,7 @@ class BenchmarkConfig:
     gripper_scale: float = 0.1  # metres the head counts for a full gripper closure
     head_weight: float = 10.0  # energy units per metre of head distance
     latent_weight: float = 1.0
+    energy_steps: str = "all"  # score "all" planned steps (sum) or only the "last" (official)
     # 5. planner
     horizon: int = 2
     samples: int = 100
@@ -196,7 +197,7 @@ def stage_head(cfg: BenchmarkConfig, ac_dir: Path, wm: VJEPAWorldModel) -> tuple
 
 
 def build_mpc(cfg: BenchmarkConfig, wm: VJEPAWorldModel, head: StateHead) -> MPC:
-    energy = StateHeadEnergy(head, head_weight=cfg.head_weight, latent_weight=cfg.latent_weight, steps="all")
+    energy = StateHeadEnergy(head, head_weight=cfg.head_weight, latent_weight=cfg.latent_weight, steps=cfg.energy_steps)
     planner = CEMPlanner(CEMConfig(horizon=cfg.horizon, samples=cfg.samples, topk=cfg.topk, iterations=cfg.iterations,
                                    action_space=ActionSpace(maxnorm=cfg.maxnorm), seed=cfg.seed), energy=energy)
     return MPC(wm, planner)
