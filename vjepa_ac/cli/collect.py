@@ -13,7 +13,6 @@ resumes. The recording rate (and the fps stored with each episode) is the contro
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from vjepa_ac.cli import ArgumentParser, UsageError, need, one_line, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
     from envs.policies import POLICY_KINDS
 
     p = ArgumentParser(prog="vjepa-collect", description=__doc__,

@@ -36,7 +36,6 @@ def default_sim_data() -> Path:
             time.sleep(2)
         return root
     if not done.exists():
-        os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering
         from envs.collect import collect_episodes
 
         print(f"generating {DEFAULT_EPISODES} {DEFAULT_TASK} episodes into {root} (first run only)")
