@@ -399,4 +399,9 @@ def _read_index(index: pathlib.Path) -> list[pathlib.Path]:
         folders.append(_episode_folder(path))
     if not folders:
         raise ValueError(f"{index}: index file lists no episode folders")
+    # Some missing folders are reported one by one later (the validator lists them); none at all means the file is
+    # not an index of this machine's episodes (or not an index), so the error names the file, not its first word.
+    if not any(folder.is_dir() for folder in folders):
+        raise FileNotFoundError(f"{index}: none of the {len(folders)} episode folders this index file lists exists "
+                                f"(first: {folders[0]})")
     return folders

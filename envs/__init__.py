@@ -3,6 +3,8 @@
 `import envs` registers FrankaReach-v0, FrankaPush-v0, FrankaGrasp-v0, FrankaReachWithObject-v0 and
 FrankaPickPlace-v0 with gymnasium.
 """
+# First: on import it sets MUJOCO_GL=egl on a Linux machine without a display, before anything imports mujoco.
+import envs.rendering  # noqa: I001, F401  (isort: keep first)
 import gymnasium as gym
 
 from envs.controller import CartesianController, ControllerConfig

@@ -18,6 +18,7 @@ import numpy as np
 
 from droid_data.conventions import matrix_to_euler_xyz
 from envs.controller import CartesianController, ControllerConfig
+from envs.rendering import make_renderer
 from envs.scene import (
     CAMERA_NAMES,
     FINGER_TRAVEL,
@@ -126,7 +127,7 @@ class FrankaEnv(gym.Env):
         size = int(config.image_size)
         # An offscreen buffer no larger than the image: clearing a bigger one costs time on software GL.
         self.model.vis.global_.offwidth = self.model.vis.global_.offheight = size
-        self._renderer = mujoco.Renderer(self.model, size, size)
+        self._renderer = make_renderer(self.model, size, size)  # one clear error when this machine cannot render
 
         image = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         spaces = {

@@ -193,3 +193,7 @@ def serve(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     return run_cli(serve, argv)
+
+
+if __name__ == "__main__":  # python -m robot.cli
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from robot.cli import build_limits, main, parse_args  # noqa: F401  (build_limits, parse_args: for callers)
+from robot.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

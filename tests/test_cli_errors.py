@@ -84,3 +84,45 @@ def test_console_scripts_point_at_the_commands(capsys):
             getattr(importlib.import_module(module), func)(["--help"])
         assert e.value.code == 0, name
         assert "usage:" in capsys.readouterr().out
+
+
+def _console_scripts() -> dict[str, str]:
+    section = (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1].split("\n[")[0]
+    return dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', section, flags=re.MULTILINE))
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # imported already by this file
+@pytest.mark.parametrize("module", sorted({t.split(":")[0] for t in _console_scripts().values()}))
+def test_python_dash_m_runs_each_command(module, monkeypatch, capsys):
+    """``python -m vjepa_ac.cli.<name>`` (run the way ``-m`` runs a module) is the command, not a silent no-op."""
+    import runpy
+
+    monkeypatch.setattr("sys.argv", [module, "--help"])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_module(module, run_name="__main__", alter_sys=False)
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_every_script_is_a_thin_shim_over_a_command():
+    """scripts/<name>.py imports ``main`` from a console script's module and runs it: nothing else (read as text;
+    tests never load scripts by path)."""
+    import ast
+
+    targets = {t.split(":")[0] for t in _console_scripts().values()}
+    shims = sorted((ROOT / "scripts").glob("*.py"))
+    assert len(shims) == len(targets)
+    for shim in shims:
+        imports = [n for n in ast.walk(ast.parse(shim.read_text())) if isinstance(n, ast.ImportFrom)]
+        assert [(n.module, [a.name for a in n.names]) for n in imports if n.module in targets] == \
+            [(imports[-1].module, ["main"])], shim.name
+        assert "sys.exit(main())" in shim.read_text(), shim.name
+
+
+def test_a_shim_runs_as_a_script():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "collect_sim.py"), "--help"], check=False,
+                         capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 0 and "usage:" in out.stdout and "--episodes" in out.stdout

@@ -22,6 +22,7 @@ energy-landscape plots), OUT/landscape.json and OUT/landscape.png.
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,7 @@ from vjepa_ac import runtime
 from vjepa_ac.ac_train import load_ac_config
 from vjepa_ac.ac_train import run as train_ac
 from vjepa_ac.checkpoint import load_checkpoint
-from vjepa_ac.config import deep_merge, to_dict
+from vjepa_ac.config import deep_merge, finite_nonnegative, need, to_dict
 from vjepa_ac.feature_cache import split_episodes
 from vjepa_ac.pretrain import load_pretrain_config
 from vjepa_ac.pretrain import train as pretrain
@@ -106,6 +107,23 @@ class DemoConfig:
     extra_episodes: int = 10  # episodes per extra task
     extra_max_steps: int | None = 40  # push / pick-and-place step budget (None: the task default, 60 / 80)
     videos: int = 2  # episodes saved as videos per task
+
+    def __post_init__(self):  # checked here, so a bad value fails before the first stage starts
+        for name in ("episodes", "threads", "landscape_goals", "landscape_others", "horizon", "samples", "iterations",
+                     "eval_episodes"):
+            need(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
+        for name in ("explore_episodes", "head_steps", "path_seeds", "baseline_episodes", "extra_episodes", "videos"):
+            need(getattr(self, name) >= 0, name, ">= 0", getattr(self, name))
+        need(self.image_size >= 16, "image_size", "pixels >= 16", self.image_size)
+        for name in ("head_weight", "latent_weight"):
+            need(finite_nonnegative(getattr(self, name)), name, "finite and >= 0", getattr(self, name))
+        need(self.energy_steps in ("all", "last"), "energy_steps", "'all' or 'last'", self.energy_steps)
+        need(2 <= self.topk <= self.samples, "topk", f"2..samples={self.samples}", self.topk)
+        need(math.isfinite(self.maxnorm) and self.maxnorm > 0, "maxnorm", "finite metres > 0", self.maxnorm)
+        unknown = [task for task in self.extra_tasks if task not in TASK_IDS]
+        need(not unknown, "extra_tasks", f"names among {sorted(TASK_IDS)}", self.extra_tasks)
+        need(self.extra_max_steps is None or self.extra_max_steps >= 1, "extra_max_steps", "None or >= 1",
+             self.extra_max_steps)
 
 
 def log(msg: str) -> None:

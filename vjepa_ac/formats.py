@@ -503,12 +503,7 @@ def load_ac_model(
         predictor = _materialize(
             partial(predictor_build, encoder), predictor_state, f"{info.source}['predictor']"
         )
-        info.runtime = {
-            "normalize_reps": True,
-            "img_size": encoder.img_height,
-            "tubelet_size": encoder.tubelet_size,
-            "crop_aspect": 1.0,
-        }
+        info.runtime = official_runtime(encoder)
     else:
         raise CheckpointFormatError(
             f"{info.source}: a {info.description} holds no action-conditioned predictor (entries "
@@ -517,6 +512,28 @@ def load_ac_model(
         )
     log.info("load_ac_model: %s", info.summary())
     return encoder.to(device), predictor.to(device), info
+
+
+def official_runtime(encoder: nn.Module) -> dict[str, Any]:
+    """How the official planning setup encodes frames for an official AC model: layer-normed latents, frames
+    center-cropped square to the encoder's resolution, repeated to one tubelet (``VJEPAWorldModel`` options)."""
+    return {"normalize_reps": True, "img_size": encoder.img_height, "tubelet_size": encoder.tubelet_size,
+            "crop_aspect": 1.0}
+
+
+def build_ac_architecture(
+    arch: str | None = "vjepa2-ac-vitg", arch_config: str | os.PathLike | None = None
+) -> tuple[nn.Module, nn.Module, str]:
+    """(encoder, AC predictor, description) with random weights, in eval mode: the networks ``load_ac_model``
+    builds for an official AC file with the same ``arch`` / ``arch_config``, before any weights arrive (to size
+    a model without downloading it: ``benchmarks/full_size_dry_run.py``)."""
+    if arch is None and arch_config is None:
+        raise ValueError("build_ac_architecture: pass arch (e.g. 'vjepa2-ac-vitg') or arch_config")
+    info = CheckpointInfo("official-ac", f"--arch-config {arch_config}" if arch_config else f"--arch {arch}", [])
+    # No file: the builders read the states only to infer an architecture, which arch / arch_config make moot.
+    encoder_build, predictor_build, description = _ac_builders({}, {}, info, arch, arch_config)
+    encoder = encoder_build()
+    return encoder.eval(), predictor_build(encoder).eval(), description
 
 
 def _ac_builders(encoder_state, predictor_state, info, arch, arch_config):

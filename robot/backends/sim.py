@@ -5,7 +5,6 @@ as the real arm, so the whole deployment path is tested without a robot.
 """
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 
 from envs.franka_env import state_from_pose
@@ -58,6 +57,8 @@ class SimController(FrankaController):
         return position
 
     def home_state(self) -> np.ndarray:
+        import mujoco  # not at the top: envs (imported above) must set the headless MUJOCO_GL default first
+
         data = mujoco.MjData(self.env.model)  # a scratch copy: forward kinematics only, the arm does not move
         self.env.robot.set_config(data, SceneConfig(joints=HOME_JOINTS, gripper=0.0))
         position, rotation = self.env.robot.ee_pose(data)

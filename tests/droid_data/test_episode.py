@@ -175,6 +175,15 @@ def test_find_episodes_from_root_and_index_files(tmp_path, write_tiny_episode):
     assert find_episodes(tmp_path / "list.txt") == [first]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         find_episodes(tmp_path / "nowhere")
+    (tmp_path / "partly.txt").write_text("lab/a/ep1\nlab/gone\n")  # a missing folder is the validator's to report
+    assert find_episodes(tmp_path / "partly.txt") == [first, tmp_path / "lab" / "gone"]
+
+
+def test_index_file_listing_no_existing_folder_names_the_index(tmp_path):
+    notes = tmp_path / "notes.txt"  # e.g. a text file given as the data path: its first words are no folders
+    notes.write_text("this is not an index\nnor this\n")
+    with pytest.raises(FileNotFoundError, match=r"notes\.txt: none of the 2 episode folders .* exists"):
+        find_episodes(notes)
 
 
 def test_writer_is_atomic_and_refuses_to_overwrite(tmp_path, write_tiny_episode):

@@ -260,7 +260,11 @@ def cases(f: dict[str, str]) -> list[Case]:
     add("demo", "bad YAML config", ["--config", f["broken.yaml"], "--out", f"{out}/demo"], USAGE, f["broken.yaml"])
     add("demo", "wrong-typed flag", [*demo, "--eval_episodes", "many"], USAGE, "eval_episodes", quick=True)
     add("demo", "negative episodes", [*demo, "--eval_episodes", "-1"], USAGE, "eval_episodes")
-    add("demo", "inf energy weight", [*demo, "--head_weight", "inf"], USAGE, "head_weight")
+    add("demo", "inf energy weight", [*demo, "--head_weight", "inf"], USAGE, "head_weight", quick=True)
+    add("demo", "more elites than samples", [*demo, "--topk", "17"], USAGE, "topk")
+    add("demo", "unknown energy steps", [*demo, "--energy_steps", "first"], USAGE, "energy_steps")
+    add("demo", "tiny images", [*demo, "--image_size", "8"], USAGE, "image_size")
+    add("demo", "unknown extra task", [*demo, "--extra_tasks", "[fly]"], USAGE, "extra_tasks")
     add("demo", "unknown flag", [*demo, "--speed", "3"], USAGE, "--speed")
 
     # -- the robot server (sim backend): limits files, flags, token (every case fails before it serves)
@@ -311,6 +315,8 @@ def cases(f: dict[str, str]) -> list[Case]:
     # -- python -m droid_data
     add("droid-data", "missing folder", ["validate", f["missing_dir"], "--quiet"], USAGE, f["missing_dir"], quick=True)
     add("droid-data", "binary file as root", ["validate", f["binary.bin"], "--quiet"], USAGE, f["binary.bin"])
+    add("droid-data", "text file as root (an index of no folder)", ["validate", f["text.pt"], "--quiet"], USAGE,
+        f["text.pt"])
     add("droid-data", "no episodes", ["validate", f["empty_dir"], "--quiet"], USAGE, f["empty_dir"])
     add("droid-data", "convert: missing folder", ["convert", f["missing_dir"], f"{out}/cache", "--quiet"], USAGE,
         f["missing_dir"])

@@ -80,7 +80,7 @@ def test_presets_load_and_bad_configs_name_the_field(tmp_path):
 
 def test_cli_help_documents_every_flag():
     env = {**os.environ, "COLUMNS": "1000"}  # one line per flag, so names are not broken at hyphens
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain.py"), "--help"], check=False,
+    out = subprocess.run([sys.executable, "-m", "vjepa_ac.cli.pretrain", "--help"], check=False,
                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert out.returncode == 0
     for flag in ("--config", "--run.out", "--run.device", "--run.threads", "--optim.lr", "--data.path",

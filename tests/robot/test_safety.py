@@ -128,8 +128,7 @@ def test_rate_limiter_and_watchdog():
 
 
 def test_limits_from_yaml_and_flag_overrides(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from robot import cli
 
     (tmp_path / "cell.yaml").write_text("workspace_low: [0.3, -0.2, 0.1]\nmax_translation: 0.02\nwatchdog_ms: 250\n")
     limits = SafetyLimits.from_yaml(tmp_path / "cell.yaml")
@@ -139,14 +138,10 @@ def test_limits_from_yaml_and_flag_overrides(tmp_path):
     with pytest.raises(ValueError, match=r"typo.yaml: unknown safety setting\(s\) \['max_translaton'\]"):
         SafetyLimits.from_yaml(tmp_path / "typo.yaml")
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "franka_server.py"
-    spec = importlib.util.spec_from_file_location("franka_server_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    args = module.parse_args(["--backend", "sim", "--limits", str(tmp_path / "cell.yaml"), "--max-translation",
+    args = cli.parse_args(["--backend", "sim", "--limits", str(tmp_path / "cell.yaml"), "--max-translation",
                               "0.01", "--gripper-range", "0.1", "0.9", "--home-speed-factor", "0.25"])
-    merged = module.build_limits(args)
+    merged = cli.build_limits(args)
     assert merged.max_translation == 0.01 and merged.watchdog_ms == 250  # flag beats file, file beats default
     assert merged.home_speed_factor == 0.25
     assert (merged.gripper_min, merged.gripper_max) == (0.1, 0.9) and merged.workspace_low == (0.3, -0.2, 0.1)
-    assert module.build_limits(module.parse_args(["--backend", "sim"])) == SafetyLimits()
+    assert cli.build_limits(cli.parse_args(["--backend", "sim"])) == SafetyLimits()

@@ -1,4 +1,4 @@
-"""A real `scripts/franka_server.py` process on the sim backend, driven over loopback."""
+"""A real robot server process (`python -m robot.cli`) on the sim backend, driven over loopback."""
 import socket
 import time
 

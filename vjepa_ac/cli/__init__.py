@@ -9,6 +9,8 @@
     vjepa-deploy       vjepa_ac.cli.deploy:main         (scripts/deploy.py)
     vjepa-franka-server  robot.cli:main                 (scripts/franka_server.py; robot never imports vjepa_ac)
 
+``python -m vjepa_ac.cli.<name>`` (``python -m robot.cli``) runs the same command without installing.
+
 Every ``main(argv)`` goes through the project's one wrapper, ``run_cli`` (``droid_data.cli``): bad input ends
 as ONE line on stderr naming the file, field, expected and actual value, with exit code 2 for usage errors
 (flags, config values: ``UsageError``, ``ConfigError``) and 1 for data errors (files, checkpoints, episodes);

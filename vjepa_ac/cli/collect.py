@@ -13,7 +13,6 @@ resumes. The recording rate (and the fps stored with each episode) is the contro
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from vjepa_ac.cli import ArgumentParser, UsageError, need, one_line, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
     from envs.policies import POLICY_KINDS
 
     p = ArgumentParser(prog="vjepa-collect", description=__doc__,
@@ -97,3 +95,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     return run_cli(_main, argv)
+
+
+if __name__ == "__main__":  # python -m vjepa_ac.cli.collect
+    raise SystemExit(main())

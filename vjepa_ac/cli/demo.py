@@ -9,13 +9,10 @@ OUT/landscape.json and OUT/landscape.png. Every stage resumes from what it finds
 """
 from __future__ import annotations
 
-import os
-
 from vjepa_ac.cli import run_cli
 
 
 def _main(argv: list[str]) -> int:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
     from vjepa_ac import demo
     from vjepa_ac.config import parse_cli
     from vjepa_ac.pretrain import PRESET_DIR
@@ -26,3 +23,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     return run_cli(_main, argv)
+
+
+if __name__ == "__main__":  # python -m vjepa_ac.cli.demo
+    raise SystemExit(main())

@@ -17,7 +17,6 @@ results.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
@@ -139,7 +138,6 @@ def env_options(text: str) -> dict:
 
 def _main(argv: list[str]) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is imported
     from planning.evaluate import evaluate
     from planning.mpc import MPC
     from planning.world_model import OracleWorldModel
@@ -181,3 +179,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     return run_cli(_main, argv)
+
+
+if __name__ == "__main__":  # python -m vjepa_ac.cli.evaluate
+    raise SystemExit(main())

@@ -36,7 +36,6 @@ def default_sim_data() -> Path:
             time.sleep(2)
         return root
     if not done.exists():
-        os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering
         from envs.collect import collect_episodes
 
         print(f"generating {DEFAULT_EPISODES} {DEFAULT_TASK} episodes into {root} (first run only)")
@@ -65,3 +64,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     return run_cli(_main, argv)
+
+
+if __name__ == "__main__":  # python -m vjepa_ac.cli.train_ac
+    raise SystemExit(main())
