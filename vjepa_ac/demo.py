@@ -107,6 +107,7 @@ class DemoConfig:
     iterations: int = 4  # CEM iterations per plan
     maxnorm: float = 0.05  # max xyz delta per coordinate and step, metres
     eval_episodes: int = 30  # closed-loop reach episodes
+    eval_max_steps: int | None = None  # reach step budget (None: the task default, 30)
     baseline_episodes: int = 30  # episodes of the random and oracle baselines
     extra_tasks: list[str] = field(default_factory=lambda: ["push", "pick_place"])  # other tasks planned with the same model
     extra_episodes: int = 10  # episodes per extra task
@@ -357,8 +358,8 @@ def results_markdown(results: dict, timer: Timer, cfg: DemoConfig) -> str:
         for k, (roll, copy) in enumerate(zip(h["rollout"], h["copy_first"])):
             if not np.isnan(roll):
                 lines.append(f"| h{k + 1} | {roll:.4f} | {copy:.4f} | {roll / copy:.2f} |")
-    lines += ["", "## State head (held-out episodes; mean / median end-effector error; training_mean = always "
-                  "answer the training mean)", "",
+    lines += ["", ("## State head (held-out episodes; mean / median end-effector error; training_mean = always "
+                   "answer the training mean)"), "",
               "| latents | mean | median |", "|---|---|---|"]
     lines += [f"| {k.replace('held_out_', '')} | {v['mean'] * 100:.2f} cm | {v['median'] * 100:.2f} cm |"
               for k, v in head_report.items()]
@@ -412,7 +413,7 @@ def run(cfg: DemoConfig) -> int:
     rows, commands = [], {}
     planner = {"horizon": cfg.horizon, "samples": cfg.samples, "topk": cfg.topk, "iterations": cfg.iterations,
                "maxnorm": cfg.maxnorm, "image_size": cfg.image_size, "videos": cfg.videos}
-    for task, episodes, max_steps in [("reach", cfg.eval_episodes, None),
+    for task, episodes, max_steps in [("reach", cfg.eval_episodes, cfg.eval_max_steps),
                                       *[(t, cfg.extra_episodes, cfg.extra_max_steps) for t in cfg.extra_tasks]]:
         if episodes < 1:
             continue
