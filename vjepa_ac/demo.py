@@ -28,6 +28,7 @@ energy-landscape plots), OUT/landscape.json, OUT/landscape.png, OUT/energy.yaml 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import time
@@ -44,7 +45,7 @@ import torch
 import envs  # noqa: F401  (registers the Franka tasks)
 from envs.collect import collect_episodes, collect_exploration
 from envs.policies import make_policy
-from planning.common import ActionSpace
+from planning.common import ENERGY_STEPS, ActionSpace
 from planning.energy import LatentDistance
 from planning.landscape import encode_all, goal_distance_correlation, pixel_latents, straight_path
 from planning.policy_eval import UniformRandomPolicy, evaluate_policy
@@ -52,7 +53,7 @@ from vjepa_ac import runtime
 from vjepa_ac.ac_train import load_ac_config
 from vjepa_ac.ac_train import run as train_ac
 from vjepa_ac.checkpoint import load_checkpoint
-from vjepa_ac.config import deep_merge, to_dict
+from vjepa_ac.config import deep_merge, need, to_dict
 from vjepa_ac.energy_file import EnergyConfig, load_energy, save_energy
 from vjepa_ac.pretrain import load_pretrain_config
 from vjepa_ac.pretrain import train as pretrain
@@ -113,6 +114,24 @@ class DemoConfig:
     extra_episodes: int = 10  # episodes per extra task
     extra_max_steps: int | None = 40  # push / pick-and-place step budget (None: the task default, 60 / 80)
     videos: int = 2  # episodes saved as videos per task
+
+    def __post_init__(self):  # every field checked before the first stage starts
+        for name in ("threads", "episodes", "image_size", "head_steps", "landscape_goals", "landscape_others",
+                     "horizon", "samples", "topk", "iterations"):
+            need(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
+        for name in ("explore_episodes", "path_seeds", "eval_episodes", "baseline_episodes", "extra_episodes",
+                     "videos"):
+            need(getattr(self, name) >= 0, name, "an integer >= 0", getattr(self, name))
+        for name in ("eval_max_steps", "extra_max_steps"):
+            need(getattr(self, name) is None or getattr(self, name) >= 1, name, "None or an integer >= 1",
+                 getattr(self, name))
+        need(self.topk <= self.samples, "topk", f"at most samples ({self.samples})", self.topk)
+        need(math.isfinite(self.maxnorm) and self.maxnorm > 0, "maxnorm", "a finite number > 0", self.maxnorm)
+        need(self.energy_steps in ENERGY_STEPS, "energy_steps", f"one of {list(ENERGY_STEPS)}", self.energy_steps)
+        # the energy file's own checks of the weights, so a bad value stops the demo before its first stage
+        EnergyConfig(steps=self.energy_steps, latent_weight=self.latent_weight, head_weight=self.head_weight)
+        unknown = [t for t in self.extra_tasks if t not in TASK_IDS]
+        need(not unknown, "extra_tasks", f"tasks among {sorted(TASK_IDS)}", self.extra_tasks)
 
 
 def log(msg: str) -> None:
