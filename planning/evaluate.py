@@ -226,3 +226,10 @@ def _plain(obj):
     from dataclasses import asdict, is_dataclass
 
     return asdict(obj) if is_dataclass(obj) else obj
+
+
+def table_row(task: str, policy: str, report: dict, seconds_per_action: float | None = None) -> dict:
+    """One row of a results table from an `evaluate` / `evaluate_policy` report (the demo's and benchmarks')."""
+    return {"task": task, "policy": policy, "episodes": report["episodes"], "successes": report["successes"],
+            "success_rate": report["success_rate"], "ci95": report["success_ci95"],
+            "final_distance_m": report["final_distance_m"]["mean"], "seconds_per_action": seconds_per_action}

@@ -47,6 +47,7 @@ from envs.collect import collect_episodes, collect_exploration
 from envs.policies import make_policy
 from planning.common import ENERGY_STEPS, ActionSpace
 from planning.energy import LatentDistance
+from planning.evaluate import table_row
 from planning.landscape import encode_all, goal_distance_correlation, pixel_latents, straight_path
 from planning.policy_eval import UniformRandomPolicy, evaluate_policy
 from vjepa_ac import runtime
@@ -345,12 +346,6 @@ def stage_baselines(cfg: DemoConfig, out: Path, task: str, episodes: int, max_st
     return {"reports": reports}
 
 
-def _row(task, policy, report, seconds) -> dict:
-    return {"task": task, "policy": policy, "episodes": report["episodes"], "successes": report["successes"],
-            "success_rate": report["success_rate"], "ci95": report["success_ci95"],
-            "final_distance_m": report["final_distance_m"]["mean"], "seconds_per_action": seconds}
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # report
 
@@ -441,7 +436,7 @@ def run(cfg: DemoConfig) -> int:
                     {**common, **planner, "ac": ac["id"], "energy": energy["id"]},
                     partial(stage_evaluate, cfg, out, ac["outputs"], energy["outputs"], task, episodes, max_steps))
         report = json.loads(Path(cem["outputs"]["report"]).read_text())
-        rows.append(_row(task, "CEM + world model (goal image)", report,
+        rows.append(table_row(task, "CEM + world model (goal image)", report,
                          report["planning_seconds_per_action"]["mean"]))
         commands[task] = cem["outputs"]["command"]
         n = cfg.baseline_episodes if task == "reach" else episodes
@@ -451,7 +446,7 @@ def run(cfg: DemoConfig) -> int:
                           {**common, "episodes": n, "maxnorm": cfg.maxnorm, "image_size": cfg.image_size},
                           partial(stage_baselines, cfg, out, task, n, max_steps))
         for name, path in baselines["outputs"]["reports"].items():
-            rows.append(_row(task, name, json.loads(Path(path).read_text()), None))
+            rows.append(table_row(task, name, json.loads(Path(path).read_text()), None))
 
     results = {"rows": rows, "landscape": json.loads(Path(landscape["outputs"]["report"]).read_text()),
                "ac": ac["outputs"], "state_head": head["outputs"]["report"], "energy": energy["outputs"]["energy"],
