@@ -2,6 +2,7 @@
 
     vjepa-evaluate --checkpoint runs/ac/latest.pt --task FrankaReach-v0 --episodes 30 --seed 0 \\
         --out results/reach
+    vjepa-evaluate --checkpoint runs/demo/ac/latest.pt --energy runs/demo/energy.yaml ...   # a run's energy file
     vjepa-evaluate --world-model oracle --task FrankaReach-v0 --episodes 30 --out results/oracle
     vjepa-evaluate --checkpoint runs/ac/latest.pt --task FrankaPickPlace-v0 --env-options '{object: cup}' \\
         --out results/pick_place_cup
