@@ -544,7 +544,9 @@ def run(cfg: ACTrainingConfig, progress: bool = True) -> dict[str, Any]:
 
     ``data.path``: a feature store (``build_feature_cache``), or DROID-format episodes (root folder, index file,
     LeRobot dataset or droid_data clip cache). With ``data.feature_cache`` on, episodes are encoded once into
-    ``run.out/features.zarr`` (reused later).
+    ``run.out/features.zarr`` (reused later). Returns `train`'s result plus what a next stage needs: the
+    ``checkpoint`` path, the ``feature_store`` and its ``split`` (``episodes``: the store's episode names in
+    order; ``train`` / ``val``: their indices), both None when training read episodes directly.
     """
     from vjepa_ac import feature_cache as fc
     from vjepa_ac.config import save_yaml
@@ -575,8 +577,10 @@ def run(cfg: ACTrainingConfig, progress: bool = True) -> dict[str, Any]:
         train_set = fc.FeatureClipDataset(store, cfg.data.frames_per_clip, cfg.data.fps, train_eps)
         val_set = fc.FeatureClipDataset(store, cfg.data.frames_per_clip, cfg.data.fps, val_eps) if val_eps else None
         counts = (len(train_eps), len(val_eps))
+        split = {"episodes": [str(n) for n in attrs["episodes"]], "train": train_eps, "val": val_eps}
     else:
         train_set, val_set, counts = fc.frame_datasets(data, cfg)
+        split = None
     video_fps = fc.source_video_fps(store if store is not None else data)
     data_info = {"video_fps": video_fps, "frame_step": clip_stride(video_fps, cfg.data.fps)}
     if dist.is_main:
@@ -587,7 +591,8 @@ def run(cfg: ACTrainingConfig, progress: bool = True) -> dict[str, Any]:
     if dist.is_main and result["eval"] is not None:
         print(f"held-out latent L1 at step {result['step']} (ratios < 1 beat copy-last-frame):")
         print(result["eval"].table())
-    return result
+    return {**result, "checkpoint": str(out_dir / "latest.pt"), "feature_store": None if store is None else str(store),
+            "split": split}
 
 
 def resolve_encoder_checkpoint(cfg: ACTrainingConfig, data: Path, dist: DistInfo) -> ACTrainingConfig:

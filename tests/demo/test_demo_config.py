@@ -14,7 +14,7 @@ BAD = [  # (field, value, expected in the message)
     ("head_weight", float("inf"), "finite and >= 0"),
     ("head_weight", -1.0, "finite and >= 0"),
     ("latent_weight", float("nan"), "finite and >= 0"),
-    ("energy_steps", "first", "'all' or 'last'"),
+    ("energy_steps", "first", "'last' or 'all'"),
     ("topk", 1, "2..samples=100"),
     ("topk", 101, "2..samples=100"),
     ("maxnorm", 0.0, "> 0"),
@@ -37,7 +37,7 @@ def test_presets_and_edge_values_are_accepted():
     for preset in ("demo-reach", "demo-toy"):
         load_config(DemoConfig, preset, PRESET_DIR)
     DemoConfig(explore_episodes=0, head_steps=0, path_seeds=0, baseline_episodes=0, extra_episodes=0, videos=0,
-               image_size=16, head_weight=0.0, latent_weight=0.0, energy_steps="last", samples=2, topk=2,
+               image_size=16, head_weight=0.0, latent_weight=1.0, energy_steps="last", samples=2, topk=2,
                extra_max_steps=None, extra_tasks=[])
 
 

@@ -118,6 +118,9 @@ def make_inputs(folder: Path) -> dict[str, str]:
     path("limits_inf.yaml").write_text("max_rotation: .inf\n")
     path("limits_box.yaml").write_text("workspace_low: [0.8, 0.0, 0.1]\nworkspace_high: [0.2, 0.4, 0.7]\n")
     path("limits_short.yaml").write_text("workspace_low: [0.2, 0.0]\n")
+    # planning energy files (--energy)
+    path("energy_kind.yaml").write_text("kind: l3\n")
+    path("energy_no_head.yaml").write_text("head_weight: 3.0\nhead: missing.pt\n")
     # collect --mix files
     path("mix_broken.yaml").write_text("reach: [3\n")
     path("mix_bad.yaml").write_text("reach: -4\n")
@@ -253,6 +256,12 @@ def cases(f: dict[str, str]) -> list[Case]:
         add("evaluate", f"{flag} {value}", [*ev, "--world-model", "oracle", flag, value], USAGE,
             flag if flag != "--topk" else "topk")
     add("evaluate", "unknown flag", [*ev, "--speed", "3"], USAGE, "--speed")
+    for name, code, names, quick in (("energy_kind.yaml", USAGE, "kind", True), ("broken.yaml", USAGE, "broken.yaml",
+                                     False), ("missing.yaml", USAGE, "missing.yaml", False),
+                                     ("energy_no_head.yaml", DATA, "missing.pt", False)):
+        add("evaluate", f"energy {name}", [*ev, "--checkpoint", f["ac.pt"], "--energy", f[name]], code, names, quick)
+    add("evaluate", "head without an energy file", [*ev, "--checkpoint", f["ac.pt"], "--head", f["ac.pt"]], USAGE,
+        "--head")
 
     # -- demo: configs and fields (every case fails before the first stage)
     demo = ["--config", "demo-toy", "--out", f"{out}/demo"]
@@ -301,6 +310,7 @@ def cases(f: dict[str, str]) -> list[Case]:
     for name, quick in (("missing.pt", False), ("empty.pt", False), ("text.pt", False), ("truncated.pt", False),
                         ("payload.pt", True), ("pretrain.pt", False)):
         add("deploy", f"checkpoint {name}", [*good, "--checkpoint", f[name]], DATA, f[name], quick)
+    add("deploy", "energy kind", [*good, "--checkpoint", f["ac.pt"], "--energy", f["energy_kind.yaml"]], USAGE, "kind")
     for flag, value in (("--controller", "http://robot:5555"), ("--max-steps", "-1"), ("--fps", "0"),
                         ("--timeout", "inf"), ("--horizon", "0"), ("--device", "gpu"), ("--max-steps", "x")):
         argv = [*good, "--checkpoint", f["ac.pt"]]

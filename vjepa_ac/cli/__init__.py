@@ -20,8 +20,8 @@ import math
 
 from droid_data.cli import DATA_EXIT, USAGE_EXIT, ArgumentParser, UsageError, one_line, run_cli
 
-__all__ = ["DATA_EXIT", "USAGE_EXIT", "ArgumentParser", "UsageError", "check_arch_config", "check_device",
-           "check_planner_flags", "need", "one_line", "run_cli"]
+__all__ = ["DATA_EXIT", "USAGE_EXIT", "ArgumentParser", "UsageError", "add_energy_flags", "check_arch_config",
+           "check_device", "check_planner_flags", "energy_from_flags", "energy_names", "need", "one_line", "run_cli"]
 
 
 def need(ok: bool, flag: str, expected: str, actual) -> None:
@@ -66,3 +66,43 @@ def check_arch_config(path) -> None:
         read_arch_config(path)
     except (OSError, ValueError) as e:
         raise UsageError(f"--arch-config {one_line(e)}") from None
+
+
+def add_energy_flags(parser) -> None:
+    """``--energy``, ``--energy-steps``, ``--head``: the planning energy of evaluate and deploy."""
+    parser.add_argument("--energy", default="l1", metavar="{l1,l2,FILE}",
+                        help="planning energy: the latent distance l1 (official) or l2, or an energy file saved "
+                             "with a run (energy.yaml: distance, head term and weights; docs/planning.md)")
+    parser.add_argument("--energy-steps", choices=("last", "all"), default=None,
+                        help="score the last predicted step (official) or the sum over all steps (default: last, "
+                             "or the energy file's `steps`, which this flag overrides)")
+    parser.add_argument("--head", help="state-head checkpoint for an energy file with head_weight > 0 (default: the "
+                                       "file's `head`, relative to the file)")
+
+
+def energy_from_flags(args):
+    """The energy object of an energy file (``--energy FILE``), or None for a named latent distance (the planner
+    then builds it from its config). Bad files are one line naming file and field, before any model loads."""
+    from planning.common import ENERGIES
+
+    if args.energy in ENERGIES:
+        if args.head is not None:
+            raise UsageError(f"--head: expected --energy FILE with head_weight > 0 (the file weighs the head), "
+                             f"got --energy {args.energy}")
+        return None
+    from pathlib import Path
+
+    from vjepa_ac.energy_file import load_energy
+
+    if not Path(args.energy).is_file():
+        raise UsageError(f"--energy: expected l1, l2 or an energy file (YAML), got {args.energy!r} (no such file)")
+    return load_energy(args.energy, head=args.head, steps=args.energy_steps)
+
+
+def energy_names(args) -> dict:
+    """The planner-config fields of a named latent distance (``--energy l1|l2``); none for an energy file."""
+    from planning.common import ENERGIES
+
+    if args.energy not in ENERGIES:
+        return {}
+    return {"energy": args.energy, "energy_steps": args.energy_steps or "last"}

@@ -5,7 +5,9 @@
     vjepa-demo --eval_episodes 50 --head_weight 20
 
 Writes OUT/results.md and OUT/results.json, OUT/eval/*/ (reports, videos, energy-landscape plots),
-OUT/landscape.json and OUT/landscape.png. Every stage resumes from what it finds in OUT.
+OUT/landscape.json, OUT/landscape.png and OUT/energy.yaml (the planning energy; `vjepa-evaluate --energy`). Each
+stage writes OUT/manifests/<stage>.json; a rerun reuses every stage finished with the same settings, and the
+printed `scripts/evaluate.py` commands reproduce the closed-loop rows from the CLI alone.
 """
 from __future__ import annotations
 

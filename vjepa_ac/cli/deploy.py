@@ -4,6 +4,7 @@ Runs on the GPU workstation; the server runs on the robot computer. Example (or 
 
   vjepa-deploy --controller tcp://172.16.0.1:5555 --goal-image goal.png \\
       --checkpoint runs/ac/latest.pt --max-steps 40 --out deployments/
+  vjepa-deploy ... --checkpoint runs/demo/ac/latest.pt --energy runs/demo/energy.yaml   # the run's energy file
 
 Every observation and command is recorded: the episode is written in the DROID raw layout (so deployment
 data can be trained on) with a deploy_log.jsonl of every command, what the server executed and what it
@@ -31,9 +32,12 @@ from robot.recording import RecordingController
 from vjepa_ac.cli import (
     ArgumentParser,
     UsageError,
+    add_energy_flags,
     check_arch_config,
     check_device,
     check_planner_flags,
+    energy_from_flags,
+    energy_names,
     need,
     one_line,
     run_cli,
@@ -74,6 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="planned xyz delta box, metres per step (default %(default)s, official)")
     g.add_argument("--plan-rotation", action="store_true", help="also plan the rotation deltas (official: off)")
     g.add_argument("--seed", type=int, default=0)
+    add_energy_flags(g)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
@@ -85,6 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_planner_flags(args)
     check_device(args.device)
     check_arch_config(args.arch_config)
+    args.energy_fn = energy_from_flags(args)  # None: the named latent distance
     return args
 
 
@@ -105,7 +111,7 @@ def build_mpc(args) -> MPC:
     try:
         planner = build_planner(args.planner, {"horizon": args.horizon, "samples": args.samples,
                                                "iterations": args.iterations, "action_space": space,
-                                               "seed": args.seed})
+                                               "seed": args.seed, **energy_names(args)}, energy=args.energy_fn)
     except ValueError as exc:
         raise UsageError(f"--planner {args.planner}: {one_line(exc)}") from None
     world_model = VJEPAWorldModel.from_checkpoint(args.checkpoint, device=args.device, arch=args.arch,
@@ -146,7 +152,8 @@ def deploy(args: argparse.Namespace) -> Path:
     finally:
         if robot.rows:
             metadata = {"goal_image": str(args.goal_image), "checkpoint": str(args.checkpoint),
-                        "controller": args.controller, "planner": args.planner, "server": client.server_info,
+                        "energy": args.energy, "head": args.head, "controller": args.controller,
+                        "planner": args.planner, "server": client.server_info,
                         "error": None if error is None else f"{type(error).__name__}: {error}"}
             extrinsics = {"rgb": args.camera_extrinsics} if args.camera_extrinsics else None
             path = robot.write_episode(episode, fps=args.fps, metadata=metadata, camera_extrinsics=extrinsics)

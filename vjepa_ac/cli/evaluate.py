@@ -2,6 +2,7 @@
 
     vjepa-evaluate --checkpoint runs/ac/latest.pt --task FrankaReach-v0 --episodes 30 --seed 0 \\
         --out results/reach
+    vjepa-evaluate --checkpoint runs/demo/ac/latest.pt --energy runs/demo/energy.yaml ...   # a run's energy file
     vjepa-evaluate --world-model oracle --task FrankaReach-v0 --episodes 30 --out results/oracle
     vjepa-evaluate --checkpoint runs/ac/latest.pt --task FrankaPickPlace-v0 --env-options '{object: cup}' \\
         --out results/pick_place_cup
@@ -22,14 +23,17 @@ from pathlib import Path
 import torch
 import yaml
 
-from planning.common import ENERGIES, ENERGY_STEPS, ActionSpace
+from planning.common import ActionSpace
 from planning.registry import PLANNERS, build_planner
 from vjepa_ac.cli import (
     ArgumentParser,
     UsageError,
+    add_energy_flags,
     check_arch_config,
     check_device,
     check_planner_flags,
+    energy_from_flags,
+    energy_names,
     need,
     one_line,
     run_cli,
@@ -77,9 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--maxnorm", type=float, default=0.05, help="max xyz delta per coordinate and step (m)")
     p.add_argument("--plan-rotation", action="store_true", help="plan all 7 dims (official: rotation fixed 0)")
     p.add_argument("--max-rotation", type=float, default=0.15, help="rotation delta box with --plan-rotation")
-    p.add_argument("--energy", choices=ENERGIES, default="l1", help="latent distance (official: l1)")
-    p.add_argument("--energy-steps", choices=ENERGY_STEPS, default="last",
-                   help="score the last predicted step (official) or the sum over all steps")
+    add_energy_flags(p)
     p.add_argument("--warm-start", action="store_true", help="start from the previous plan, shifted")
     p.add_argument("--execute", type=int, default=1, help="planned actions executed before re-planning")
     p.add_argument("--planner-seed", type=int, default=0)
@@ -95,6 +97,7 @@ def parse_args(argv=None):
     check_planner_flags(args)
     check_device(args.device)
     check_arch_config(args.arch_config)
+    args.energy_fn = energy_from_flags(args)  # None: the named latent distance
     return args
 
 
@@ -105,8 +108,9 @@ def planner_from_flags(args):
         return build_planner(args.planner, {
             "horizon": args.horizon, "samples": args.samples, "iterations": args.iterations, "topk": args.topk,
             "momentum_mean": args.momentum_mean, "momentum_std": args.momentum_std,
-            "temperature": args.temperature, "lr": args.lr, "action_space": space, "energy": args.energy,
-            "energy_steps": args.energy_steps, "warm_start": args.warm_start, "seed": args.planner_seed})
+            "temperature": args.temperature, "lr": args.lr, "action_space": space,
+            **energy_names(args), "warm_start": args.warm_start, "seed": args.planner_seed},
+            energy=args.energy_fn)
     except ValueError as exc:
         raise UsageError(f"--planner {args.planner}: {one_line(exc)}") from None
 
@@ -161,7 +165,7 @@ def _main(argv: list[str]) -> int:
     mpc = MPC(world_model, planner, execute=args.execute, oracle=oracle, device=args.device)
     options = args.env_options
     metadata = {"task": args.task, "world_model": args.world_model, "checkpoint": args.checkpoint,
-                "arch": args.arch, "arch_config": args.arch_config,
+                "arch": args.arch, "arch_config": args.arch_config, "energy": args.energy, "head": args.head,
                 "env_options": options, "torch_threads": torch.get_num_threads()}
     report = evaluate(lambda: make_env(args.task, options), mpc, args.episodes, args.seed, args.out,
                       videos=args.videos, video_format=args.video_format, max_steps=args.max_steps,
