@@ -46,7 +46,15 @@ from vjepa_ac.runtime import (
     rollout,
 )
 from vjepa_ac.schedules import LR_SCHEDULES, LRScheduler, WDScheduler
-from vjepa_ac.sharding import PARALLEL_MODES, dcp_path, full_model_state, load_sharded, save_sharded, scalar, shard
+from vjepa_ac.sharding import (
+    PARALLEL_MODES,
+    dcp_path,
+    full_model_state,
+    load_sharded,
+    save_sharded,
+    scalar,
+    shard,
+)
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 CHECKPOINT_FORMAT = "vjepa_ac.ac_checkpoint.v1"
@@ -450,7 +458,7 @@ def train(cfg: ACTrainingConfig, train_set, val_set, *, encoder: nn.Module, data
     # -- resume
     step = 0
     if sharded and dcp_path(latest).exists():
-        step = load_sharded(latest, predictor, optimizer)
+        step = load_sharded(latest, predictor, optimizer, ["step"])["step"]
         if dist.is_main:
             print(f"resumed from {dcp_path(latest)} at step {step}")
     elif latest.exists():
@@ -505,7 +513,7 @@ def train(cfg: ACTrainingConfig, train_set, val_set, *, encoder: nn.Module, data
         if step % cfg.run.checkpoint_every == 0 or step == stop:
             guard.check_optimizer(optimizer, step)
             if sharded:  # resume state sharded; latest.pt the gathered weights (planning), without "opt"
-                save_sharded(latest, predictor, optimizer, step, dist)
+                save_sharded(latest, predictor, optimizer, {"step": step}, dist)
                 weights, opt = full_model_state(predictor), None
             else:
                 weights, opt = predictor.state_dict(), optimizer.state_dict()

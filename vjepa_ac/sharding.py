@@ -96,19 +96,18 @@ def dcp_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".dcp")
 
 
-def save_sharded(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                 dist_info: DistInfo) -> Path:
-    """Every rank writes its shards of ``model`` and ``optimizer`` plus the step into ``dcp_path(path)``."""
+def save_sharded(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 counters: dict[str, int], dist_info: DistInfo, extra: dict[str, nn.Module] | None = None) -> Path:
+    """Every rank writes its shards of ``model``, ``optimizer`` and the ``extra`` modules (e.g. an EMA target),
+    plus integer ``counters`` (step, epoch), into ``dcp_path(path)``."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict
 
     folder = dcp_path(path)
     partial = folder.with_name(folder.name + ".partial")
     if dist_info.is_main and partial.exists():
         shutil.rmtree(partial)  # a crashed earlier save
     barrier()
-    model_state, optim_state = get_state_dict(model, optimizer)
-    dcp.save({"model": model_state, "opt": optim_state, "step": torch.tensor(step)}, checkpoint_id=str(partial))
+    dcp.save(_state(model, optimizer, counters, extra), checkpoint_id=str(partial))
     barrier()
     if dist_info.is_main:
         if folder.exists():
@@ -123,16 +122,40 @@ def save_sharded(path: str | os.PathLike, model: nn.Module, optimizer: torch.opt
     return folder
 
 
-def load_sharded(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Load ``dcp_path(path)`` into the (sharded) ``model`` and ``optimizer`` on every rank; returns the step."""
+def load_sharded(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 counters: Sequence[str], extra: dict[str, nn.Module] | None = None) -> dict[str, int]:
+    """Load ``dcp_path(path)`` into the (sharded) ``model``, ``optimizer`` and ``extra`` modules on every rank
+    (any number of ranks: DCP reshards); returns the ``counters`` named."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint import DefaultLoadPlanner, FileSystemReader
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_state_dict
+
+    folder = dcp_path(path)
+    state = _state(model, optimizer, dict.fromkeys(counters, 0), extra)
+    # Every weight and counter must be in the folder. Optimizer entries may be absent: parameters that never had
+    # a gradient (e.g. an unused mask token) have no AdamW state, while the template made here has one for all.
+    stored = set(FileSystemReader(str(folder)).read_metadata().state_dict_metadata)
+    needed = [f"{group}.{key}" for group in ("model", *(extra or {}), "counters") for key in state[group]]
+    missing = [k for k in needed if k not in stored]
+    if missing:
+        raise KeyError(f"{folder}: sharded checkpoint lacks {len(missing)} entries this run needs, e.g. "
+                       f"{missing[:3]} (a different model or config?)")
+    dcp.load(state, checkpoint_id=str(folder), planner=DefaultLoadPlanner(allow_partial_load=True))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["opt"])
+    for name, module in (extra or {}).items():
+        set_model_state_dict(module, state[name])
+    return {name: int(state["counters"][name]) for name in counters}
+
+
+def _state(model, optimizer, counters: dict[str, int], extra: dict[str, nn.Module] | None) -> dict:
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
 
     model_state, optim_state = get_state_dict(model, optimizer)
-    state = {"model": model_state, "opt": optim_state, "step": torch.tensor(0)}
-    dcp.load(state, checkpoint_id=str(dcp_path(path)))
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["opt"])
-    return int(state["step"])
+    state = {"model": model_state, "opt": optim_state,
+             "counters": {k: torch.tensor(v) for k, v in counters.items()}}
+    for name, module in (extra or {}).items():
+        state[name] = get_model_state_dict(module)
+    return state
 
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
