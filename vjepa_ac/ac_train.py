@@ -106,7 +106,9 @@ class ACModelConfig:
     predictor_embed_dim: int = 1024  # predictor width
     predictor_depth: int = 24  # predictor blocks
     predictor_num_heads: int = 16  # predictor attention heads
-    predictor_num_frames: int = 64  # attention-mask capacity in frames (x tubelet); 64 = 32 steps, as the hub
+    # frame capacity (x tubelet) of the official predictor, kept for checkpoints; 64 = 32 steps, as the hub. The
+    # attention mask is built for each call's frames, not for this capacity
+    predictor_num_frames: int = 64
     use_activation_checkpointing: bool = False  # recompute activations in backward (less memory)
 
     def __post_init__(self):
