@@ -533,7 +533,11 @@ def load_training_state(path: Path, predictor: nn.Module, optimizer: torch.optim
     state = load_checkpoint(path, map_location=device, expected="an AC-training checkpoint",
                             required=("predictor", "step"))
     predictor.load_state_dict(state["predictor"])
-    optimizer.load_state_dict(state["opt"] if "opt" in state else state["optimizer"])  # "optimizer": older files
+    opt = state["opt"] if "opt" in state else state.get("optimizer")  # "optimizer": older files
+    if opt is None:
+        raise ValueError(f"{path}: no optimizer state (an FSDP run keeps it in {dcp_path(path)}): resume with "
+                         "run.parallel=fsdp")
+    optimizer.load_state_dict(opt)
     return int(state["step"])
 
 

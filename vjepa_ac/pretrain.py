@@ -594,6 +594,9 @@ class JEPATrainer:
             self.global_step = counters["step"]
             return counters["epoch"]
         ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
+        if ckpt.get("opt") is None:
+            raise ValueError(f"{path}: no optimizer state (an FSDP run keeps it in {dcp_path(path)}): resume with "
+                             "run.parallel=fsdp")
         self.load_weights(ckpt, str(path))
         self._load_optimizer(ckpt["opt"], str(path))
         if ckpt.get("scaler") is not None:

@@ -3,10 +3,11 @@ sharded, loaded and continued equals the uninterrupted run."""
 import os
 from dataclasses import replace
 
+import pytest
 import torch
 
 from tests.ac_train.test_training import LatentClips, _free_port, tiny_config
-from vjepa_ac.ac_train import ACObjective, encoder_spec, predictor_spec, train
+from vjepa_ac.ac_train import ACObjective, encoder_spec, load_training_state, predictor_spec, train
 from vjepa_ac.metrics_log import read_metrics
 from vjepa_ac.optim import build_adamw
 from vjepa_ac.runtime import build_encoder, build_predictor, load_ac_checkpoint, normalize_latents
@@ -103,3 +104,7 @@ def test_fsdp_two_processes_equal_one_process_and_resume_exactly(tmp_path):
     _, predictor, _ = load_ac_checkpoint(tmp_path / "resumed" / "latest.pt")
     for k, v in predictor.state_dict().items():
         assert torch.equal(v, pb["predictor"][k]), k
+    # ... but a DDP / single-process resume from it is refused with the way out
+    with pytest.raises(ValueError, match=r"latest.pt: no optimizer state .*latest.dcp.*run.parallel=fsdp"):
+        load_training_state(tmp_path / "resumed" / "latest.pt", predictor, build_adamw({"p": predictor}, 1e-3, 0.0),
+                            "cpu")
