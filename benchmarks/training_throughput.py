@@ -24,7 +24,7 @@ schedules, same pre-made batches and masks, steps interleaved (package, official
 load hits both alike; the VICReg terms of ``tiny-pretrain`` are off so the loss is the official one. The
 package's step also runs its divergence guard and, every ``run.stats_every`` steps, the feature statistics.
 
-**Peak RSS** of ``python -m vjepa_ac.cli.train_ac`` (store build + training) in a fresh process on
+**Peak RSS** of ``python scripts/train_ac.py`` (store build + training) in a fresh process on
 demo-sized data: ``--rss-episodes`` episodes of ``--rss-length`` frames at 64 px, the demo's encoder size
 (128 wide x 4 blocks, patch 16) and the ``ac-demo`` predictor and batch; read with ``os.wait4``.
 """
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from droid_data.video import center_crop_resize
 from vjepa_ac import feature_cache as fc
 from vjepa_ac import pretrain
 from vjepa_ac.ac_train import encoder_spec, load_ac_config, train
+from vjepa_ac.checkpoint import load_checkpoint
 from vjepa_ac.masks import mask_generator
 from vjepa_ac.metrics_log import read_metrics
 from vjepa_ac.optim import build_adamw
@@ -242,7 +244,7 @@ def pretrain_throughput(args) -> dict:
 def ac_peak_rss(args, work: Path) -> tuple[float, float, list[str]]:
     episodes = work / "demo_episodes"
     write_episodes(episodes, args.rss_episodes, args.rss_length, (64, 64))
-    cmd = [sys.executable, "-m", "vjepa_ac.cli.train_ac", "--config", "ac-demo", "--data.path", str(episodes),
+    cmd = [sys.executable, "scripts/train_ac.py", "--config", "ac-demo", "--data.path", str(episodes),
            "--data.camera", "ext1", "--model.encoder_name", "VisionTransformer", "--model.encoder_kwargs",
            "{embed_dim: 128, depth: 4, num_heads: 4, use_rope: true}", "--model.encoder_checkpoint_key", "encoder",
            "--run.out", str(work / "ac_demo"), "--run.max_steps", str(args.rss_steps)]
@@ -252,6 +254,9 @@ def ac_peak_rss(args, work: Path) -> tuple[float, float, list[str]]:
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-2000:]}")
+    done = load_checkpoint(work / "ac_demo" / "latest.pt", required=("step",))["step"]
+    if done != args.rss_steps:  # the process must really have built the store and trained
+        raise RuntimeError(f"{' '.join(cmd)}: latest.pt is at step {done}, expected {args.rss_steps}")
     return usage.ru_maxrss / 1024, time.perf_counter() - t0, cmd  # ru_maxrss is in KiB on Linux
 
 
@@ -269,20 +274,28 @@ def main(argv=None) -> int:
     p.add_argument("--rss-episodes", type=int, default=300, help="episodes of the RSS run (the demo collects 300)")
     p.add_argument("--rss-length", type=int, default=112, help="frames per episode of the RSS run (30 steps at 4 Hz)")
     p.add_argument("--rss-steps", type=int, default=50, help="AC steps of the RSS run")
+    p.add_argument("--only-rss", action="store_true", help="only the demo-sized peak-RSS run")
     args = p.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
-
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        ac = ac_throughput(args, work)
-        pt = pretrain_throughput(args)
-        rss = None if args.skip_rss else ac_peak_rss(args, work)
+        if not args.only_rss:
+            print_throughput(args, ac_throughput(args, work), pretrain_throughput(args))
+        if args.only_rss or not args.skip_rss:
+            mib, seconds, cmd = ac_peak_rss(args, work)
+            print(f"\npeak RSS of AC training on demo-sized data ({args.rss_episodes} episodes x {args.rss_length} "
+                  f"frames, store build + {args.rss_steps} steps, {seconds:.0f} s): {mib:.0f} MiB")
+            print("  $ " + shlex.join(["python", *cmd[1:]]))
+    return 0
 
+
+def print_throughput(args, ac: dict, pt: dict) -> None:
+    video = f"{args.video_size[0]}x{args.video_size[1]} video"
     print("\n| measurement | package | official-style | ratio | losses |")
     print("|---|---|---|---|---|")
-    print(f"| AC training steps/s incl. data (ac-tiny, batch 16, {args.video_size[0]}x{args.video_size[1]} video) | {ac['store_sps']:.2f} (feature store) | "
-          f"{ac['reencode_sps']:.2f} (decode + encode each step) | {ac['store_sps'] / ac['reencode_sps']:.2f}x | "
+    print(f"| AC training steps/s incl. data (ac-tiny, batch 16, {video}) | {ac['store_sps']:.2f} (feature store) "
+          f"| {ac['reencode_sps']:.2f} (decode + encode each step) | {ac['store_sps'] / ac['reencode_sps']:.2f}x | "
           f"first {ac['loss_steps']} equal to {ac['loss_diff']:.1e} |")
     print(f"| pretraining steps/s, step only (tiny-pretrain, batch 16) | {pt['package_sps']:.2f} | "
           f"{pt['official_sps']:.2f} | {pt['package_sps'] / pt['official_sps']:.2f}x | "
@@ -299,12 +312,6 @@ def main(argv=None) -> int:
     e, p_ = ac_clip_flops(*FLOP_ROWS["ac-tiny (ViT-tiny 64 px, predictor 128 x 4)"])
     print(f"ac-tiny measured on this machine: store path {16 * p_ / 1e9 * ac['store_sps']:.1f} GFLOP/s achieved, "
           f"re-encode path {16 * (e + p_) / 1e9 * ac['reencode_sps']:.1f} GFLOP/s (batch 16)")
-    if rss is not None:
-        mib, seconds, cmd = rss
-        print(f"peak RSS of AC training on demo-sized data ({args.rss_episodes} episodes x {args.rss_length} frames, "
-              f"store build + {args.rss_steps} steps, {seconds:.0f} s): {mib:.0f} MiB")
-        print("  $ " + " ".join(cmd[1:]))
-    return 0
 
 
 if __name__ == "__main__":
