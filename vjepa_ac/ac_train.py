@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,15 @@ from vjepa_ac.runtime import (
     rollout,
 )
 from vjepa_ac.schedules import LR_SCHEDULES, LRScheduler, WDScheduler
+from vjepa_ac.sharding import (
+    PARALLEL_MODES,
+    dcp_path,
+    full_model_state,
+    load_sharded,
+    save_sharded,
+    scalar,
+    shard,
+)
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 CHECKPOINT_FORMAT = "vjepa_ac.ac_checkpoint.v1"
@@ -96,7 +106,9 @@ class ACModelConfig:
     predictor_embed_dim: int = 1024  # predictor width
     predictor_depth: int = 24  # predictor blocks
     predictor_num_heads: int = 16  # predictor attention heads
-    predictor_num_frames: int = 64  # attention-mask capacity in frames (x tubelet); 64 = 32 steps, as the hub
+    # frame capacity (x tubelet) of the official predictor, kept for checkpoints; 64 = 32 steps, as the hub. The
+    # attention mask is built for each call's frames, not for this capacity
+    predictor_num_frames: int = 64
     use_activation_checkpointing: bool = False  # recompute activations in backward (less memory)
 
     def __post_init__(self):
@@ -157,10 +169,14 @@ class ACRunConfig:
     eval_every: int = 1000  # steps between held-out evaluations
     eval_clips: int = 256  # held-out clips per evaluation (spread evenly over the held-out windows)
     checkpoint_every: int = 1000  # steps between writes of latest.pt
+    # several processes: ddp (every rank holds the whole predictor) or fsdp (FSDP2: predictor, gradients and AdamW
+    # state sharded over the ranks; resumes from the sharded latest.dcp/, latest.pt holds the gathered weights)
+    parallel: str = "ddp"
 
     def __post_init__(self):
         for name in ("log_every", "eval_every", "checkpoint_every", "eval_clips"):
             need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
+        need(self.parallel in PARALLEL_MODES, "run.parallel", f"one of {PARALLEL_MODES}", self.parallel)
         need(self.max_steps is None or self.max_steps >= 0, "run.max_steps", "None or >= 0", self.max_steps)
 
 
@@ -429,7 +445,11 @@ def train(cfg: ACTrainingConfig, train_set, val_set, *, encoder: nn.Module, data
     predictor = build_predictor(predictor_spec(cfg, int(encoder.embed_dim))).to(dist.device)
     predictor.extrinsics_encoder.requires_grad_(False)  # kept for checkpoint compatibility, never used
     model = objective = ACObjective(predictor, cfg.loss.auto_steps, cfg.loss.loss_exp, cfg.loss.normalize_reps)
-    if dist.world_size > 1:
+    sharded = dist.world_size > 1 and cfg.run.parallel == "fsdp"
+    if sharded:  # the rollout term and evaluation run blocks through forward_next / forward_cached
+        shard(predictor, predictor.predictor_blocks, dist, [(predictor, "forward_next"),
+              *((blk, "forward_cached") for blk in predictor.predictor_blocks)])
+    elif dist.world_size > 1:
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
     o = cfg.optim
@@ -439,7 +459,14 @@ def train(cfg: ACTrainingConfig, train_set, val_set, *, encoder: nn.Module, data
 
     # -- resume
     step = 0
-    if latest.exists():
+    if sharded and dcp_path(latest).exists():
+        step = load_sharded(latest, predictor, optimizer, ["step"])["step"]
+        if dist.is_main:
+            print(f"resumed from {dcp_path(latest)} at step {step}")
+    elif latest.exists():
+        if sharded:
+            raise FileNotFoundError(f"{latest}: run.parallel=fsdp resumes from the sharded {dcp_path(latest)}, "
+                                    "which is missing (resume with run.parallel=ddp, or start a new run.out)")
         step = load_training_state(latest, predictor, optimizer, dist.device)
         if dist.is_main:
             print(f"resumed from {latest} at step {step}")
@@ -455,6 +482,7 @@ def train(cfg: ACTrainingConfig, train_set, val_set, *, encoder: nn.Module, data
     bar = tqdm(total=stop, initial=step, disable=not (progress and dist.is_main), desc="train_ac", unit="step")
     metrics: dict[str, Any] = {}
     last_eval = None
+    t0 = time.perf_counter()
     while step < stop:
         # -- one optimisation step
         batch = next(stream)
@@ -478,17 +506,22 @@ def train(cfg: ACTrainingConfig, train_set, val_set, *, encoder: nn.Module, data
             last_eval = run_eval(predictor, val_set, cfg, dist, step, encoder)
         if step % cfg.run.log_every == 0 or evaluating:
             metrics = {k: all_reduce_mean(v.detach().float()).item() for k, v in losses.items()}
-            metrics.update(lr=lr, wd=wd, grad_norm=float(grad_norm))
+            # wall seconds since this invocation's first step (benchmarks/training_throughput.py reads it)
+            metrics.update(lr=lr, wd=wd, grad_norm=scalar(grad_norm), time_s=time.perf_counter() - t0)
             logger.log(step, {**metrics, **(last_eval.summary() if evaluating and last_eval else {})})
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", tf=f"{metrics['tf_loss']:.4f}",
                             roll=f"{metrics['rollout_loss']:.4f}")
         bar.update(1)
         if step % cfg.run.checkpoint_every == 0 or step == stop:
             guard.check_optimizer(optimizer, step)
+            if sharded:  # resume state sharded; latest.pt the gathered weights (planning), without "opt"
+                save_sharded(latest, predictor, optimizer, {"step": step}, dist)
+                weights, opt = full_model_state(predictor), None
+            else:
+                weights, opt = predictor.state_dict(), optimizer.state_dict()
             if dist.is_main:
-                atomic_save({"encoder": encoder.state_dict(), "predictor": predictor.state_dict(),
-                             "opt": optimizer.state_dict(), "scaler": None, "epoch": step // epoch_len,
-                             "step": step, "config": ckpt_config}, latest)
+                atomic_save({"encoder": encoder.state_dict(), "predictor": weights, "opt": opt, "scaler": None,
+                             "epoch": step // epoch_len, "step": step, "config": ckpt_config}, latest)
             barrier()
     bar.close()
     logger.close()
@@ -500,7 +533,11 @@ def load_training_state(path: Path, predictor: nn.Module, optimizer: torch.optim
     state = load_checkpoint(path, map_location=device, expected="an AC-training checkpoint",
                             required=("predictor", "step"))
     predictor.load_state_dict(state["predictor"])
-    optimizer.load_state_dict(state["opt"] if "opt" in state else state["optimizer"])  # "optimizer": older files
+    opt = state["opt"] if "opt" in state else state.get("optimizer")  # "optimizer": older files
+    if opt is None:
+        raise ValueError(f"{path}: no optimizer state (an FSDP run keeps it in {dcp_path(path)}): resume with "
+                         "run.parallel=fsdp")
+    optimizer.load_state_dict(opt)
     return int(state["step"])
 
 

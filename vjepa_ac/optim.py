@@ -95,10 +95,10 @@ class DivergenceGuard:
         if not math.isfinite(self.norm):
             raise TrainingDiverged(f"the starting weights are not finite (global norm {self.norm})")
 
-    @torch.no_grad()
     def _norm(self) -> float:
-        norms = torch._foreach_norm([p.detach() for p in self.params])
-        return float(torch.linalg.vector_norm(torch.stack([n.float() for n in norms])))
+        from vjepa_ac.sharding import global_norm
+
+        return global_norm(self.params)  # FSDP: the norm over every rank's shards, the same on every rank
 
     def check(self, step: int) -> None:
         """Raise ``TrainingDiverged`` if the step left non-finite or exploded weights."""
@@ -114,8 +114,11 @@ class DivergenceGuard:
 
     @staticmethod
     def check_optimizer(optimizer: torch.optim.Optimizer, step: int) -> None:
-        for state in optimizer.state.values():
-            for name, value in state.items():
-                if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
-                    raise TrainingDiverged(f"step {step}: optimizer state {name!r} is not finite; stopped before "
-                                           "saving")
+        from vjepa_ac.sharding import all_ranks_any, local
+
+        bad = [name for state in optimizer.state.values() for name, value in state.items()
+               if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(local(value)).all()]
+        sharded = any(hasattr(p, "to_local") for g in optimizer.param_groups for p in g["params"])
+        if all_ranks_any(bool(bad)) if sharded else bad:  # FSDP: each rank sees its own shards; all stop together
+            raise TrainingDiverged(f"step {step}: optimizer state {bad[0] if bad else 'on another rank'!r} is not "
+                                   "finite; stopped before saving")

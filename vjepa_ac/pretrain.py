@@ -42,6 +42,16 @@ from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
 from vjepa_ac.optim import DivergenceGuard, TrainingDiverged, build_adamw
 from vjepa_ac.schedules import EMA_SCHEDULES, LR_SCHEDULES, LRScheduler, MomentumSchedule, WDScheduler
+from vjepa_ac.sharding import (
+    PARALLEL_MODES,
+    dcp_path,
+    full_model_state,
+    load_sharded,
+    local,
+    save_sharded,
+    scalar,
+    shard,
+)
 from vjepa_ac.video_data import DataConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -167,10 +177,15 @@ class PretrainRunConfig:
     collapse_std: float = 0.01  # warn when a feature std falls below this
     collapse_rank_fraction: float = 0.01  # warn when the effective rank falls below this x D
     resume: bool = True  # continue from out/latest.pt when it exists
+    # several processes: ddp (every rank holds all weights) or fsdp (FSDP2: encoder, predictor, target encoder,
+    # gradients and AdamW state sharded over the ranks; resumes from the sharded latest.dcp/, the .pt files hold
+    # the gathered weights without "opt")
+    parallel: str = "ddp"
 
     def __post_init__(self):
         for name in ("log_every", "stats_every", "save_every_epochs"):
             need(getattr(self, name) >= 1, f"run.{name}", ">= 1", getattr(self, name))
+        need(self.parallel in PARALLEL_MODES, "run.parallel", f"one of {PARALLEL_MODES}", self.parallel)
         need(self.threads is None or self.threads >= 1, "run.threads", "None or >= 1", self.threads)
         need(not (self.use_bfloat16 and self.use_float16), "run.use_float16", "False when use_bfloat16 is True",
              self.use_float16)
@@ -348,8 +363,10 @@ class EMAManager:
     @torch.no_grad()
     def update(self, step: int) -> float:
         m = self.momentum(step)
-        tgt = list(self.target.parameters())
-        src = [p.detach() for p in self.encoder.parameters()]
+        if hasattr(self.target, "reshard"):  # FSDP keeps a root's gathered weights after forward: drop them
+            self.target.reshard()
+        tgt = [local(p) for p in self.target.parameters()]  # FSDP: each rank updates its own shards
+        src = [local(p).detach() for p in self.encoder.parameters()]
         if len(tgt) != len(src):
             raise RuntimeError(f"EMAManager: encoder has {len(src)} parameters, target {len(tgt)}")
         torch._foreach_mul_(tgt, m)
@@ -411,7 +428,12 @@ class JEPATrainer:
         o = config.optim
         self.ema = EMAManager(self.encoder, (o.ema_start, o.ema_end, o.ema_schedule), o.total_steps)
         self.model: nn.Module = JEPAModel(self.encoder, self.predictor)
-        if distributed.get_world_size() > 1:
+        self.sharded = distributed.get_world_size() > 1 and config.run.parallel == "fsdp"
+        if self.sharded:
+            info = distributed.init_distributed(str(self.device))
+            shard(self.model, [*self.encoder.blocks, *self.predictor.predictor_blocks], info)
+            shard(self.ema.target, self.ema.target.blocks, info)  # sharded like the encoder, so EMA is local
+        elif distributed.get_world_size() > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Unused mask tokens make some predictor parameters gradient-free in every step.
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
@@ -480,7 +502,7 @@ class JEPATrainer:
         loss_value = distributed.all_reduce_mean(loss_jepa.detach()).item()
         self._loss_sum += loss_value
         self._loss_count += 1
-        metrics.update(loss=loss_value, lr=lr, wd=wd, grad_norm=float(grad_norm))
+        metrics.update(loss=loss_value, lr=lr, wd=wd, grad_norm=scalar(grad_norm))
         if step % cfg.run.stats_every == 0 or step == 1:
             metrics.update(feature_stats(h).as_dict("target"))
             metrics.update(feature_stats(torch.cat([z.detach().flatten(0, 1) for z in contexts])).as_dict("context"))
@@ -492,15 +514,18 @@ class JEPATrainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state(self, epoch: int) -> dict:
+        """The checkpoint dict; under FSDP the gathered weights (every rank must call) and no optimizer state
+        (that is in the sharded ``latest.dcp``)."""
         def official(module):
-            return {OFFICIAL_PREFIX + k: v for k, v in module.state_dict().items()}
+            weights = full_model_state(module) if self.sharded else module.state_dict()
+            return {OFFICIAL_PREFIX + k: v for k, v in weights.items()}
 
         mean_loss = self._loss_sum / self._loss_count if self._loss_count else float("nan")
         return {
             "encoder": official(self.encoder),
             "predictor": official(self.predictor),
             "target_encoder": official(self.ema.get_target_encoder()),
-            "opt": self.optimizer.state_dict(),
+            "opt": None if self.sharded else self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": epoch,
             "loss": mean_loss,
@@ -516,7 +541,13 @@ class JEPATrainer:
         DivergenceGuard.check_optimizer(self.optimizer, self.global_step)
         if distributed.is_main_process():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            atomic_save(self.state(epoch), path)
+        distributed.barrier()
+        if self.sharded and Path(path).name == "latest.pt":  # the resume state, sharded
+            save_sharded(path, self.model, self.optimizer, {"step": self.global_step, "epoch": epoch},
+                         distributed.init_distributed(str(self.device)), {"target_encoder": self.ema.target})
+        state = self.state(epoch)
+        if distributed.is_main_process():
+            atomic_save(state, path)
         distributed.barrier()
 
     def reset_loss_average(self) -> None:
@@ -553,7 +584,19 @@ class JEPATrainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> int:
         """Restore everything for an exact resume; returns the stored epoch (completed epochs)."""
+        if self.sharded:
+            if not dcp_path(path).is_dir():
+                raise FileNotFoundError(f"{path}: run.parallel=fsdp resumes from the sharded {dcp_path(path)}, "
+                                        "which is missing (resume with run.parallel=ddp, or use another run.out)")
+            counters = load_sharded(path, self.model, self.optimizer, ["step", "epoch"],
+                                    {"target_encoder": self.ema.target})
+            self.guard.reset()
+            self.global_step = counters["step"]
+            return counters["epoch"]
         ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
+        if ckpt.get("opt") is None:
+            raise ValueError(f"{path}: no optimizer state (an FSDP run keeps it in {dcp_path(path)}): resume with "
+                             "run.parallel=fsdp")
         self.load_weights(ckpt, str(path))
         self._load_optimizer(ckpt["opt"], str(path))
         if ckpt.get("scaler") is not None:
@@ -567,6 +610,9 @@ class JEPATrainer:
     def start_from(self, path: str | os.PathLike) -> None:
         """Initialise a new run (cooldown / fine-tuning) from a checkpoint: weights, and optimizer
         state when the checkpoint has a compatible one; the step counter starts at 0."""
+        if self.sharded:  # load_weights copies whole tensors into the modules; sharded ones need DCP
+            raise ValueError(f"optim.anneal_ckpt {path}: starting a run from a checkpoint is not supported with "
+                             "run.parallel=fsdp; start the cooldown with run.parallel=ddp")
         ckpt = load_checkpoint(path, map_location=self.device, expected="a pretraining checkpoint")
         self.load_weights(ckpt, str(path))
         if ckpt.get("opt") is not None:

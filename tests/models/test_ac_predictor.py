@@ -37,6 +37,24 @@ def test_mask_matches_the_block_causal_definition():
             assert bool(mask[q, k]) == (k // 4 <= q // 4)
 
 
+@pytest.mark.parametrize("frames", [1, 3, 5])
+@torch.no_grad()
+def test_attention_mask_is_built_at_the_size_of_the_input(frames):
+    """The official predictor pre-builds a mask for its whole capacity (num_frames // tubelet_size frames, made
+    as float zeros then cast to bool: 17 GB then 4.4 GB for 512 frames at 256 px); ours holds no mask and
+    builds a bool [L, L] for the L tokens it is given."""
+    model = _model(num_frames=1024)  # a capacity far beyond the input: must cost nothing
+    assert list(model.buffers()) == []
+    seen = []
+    hook = model.predictor_blocks[0].register_forward_pre_hook(lambda mod, args: seen.append(args[2]))
+    x, a, s, _ = _inputs(2, frames)
+    model(x, a, s)
+    hook.remove()
+    tokens = frames * (model.cond_tokens + HW)
+    assert len(seen) == 1 and seen[0].dtype == torch.bool and tuple(seen[0].shape) == (tokens, tokens)
+    torch.testing.assert_close(seen[0], block_causal_mask(frames, model.cond_tokens + HW))
+
+
 def test_state_dict_keys_include_unused_extrinsics_encoder():
     keys = set(_model(depth=1).state_dict())
     assert {

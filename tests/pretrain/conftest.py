@@ -12,7 +12,7 @@ GROUP = {
                      "encoder_lr_scale", "is_anneal", "anneal_ckpt"), "optim"),
     **dict.fromkeys(("loss", "loss_exp", "normalize_reps", "vicreg_var_weight", "vicreg_cov_weight", "masks"), "loss"),
     **dict.fromkeys(("out", "seed", "use_bfloat16", "use_float16", "log_every", "stats_every", "save_every_epochs",
-                     "resume", "threads"), "run"),
+                     "resume", "threads", "parallel", "device"), "run"),
     **dict.fromkeys(("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"), "model"),
 }
 
@@ -41,3 +41,16 @@ def tiny_config(**overrides) -> JEPATrainingConfig:
 def tiny():
     torch.set_num_threads(1)
     return tiny_config
+
+
+def run_two_processes(worker, out) -> None:
+    """``torchrun --standalone --nproc_per_node=2 worker out`` (gloo on CPU); fails with its stderr's end."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[2]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]

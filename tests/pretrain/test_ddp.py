@@ -1,11 +1,9 @@
 """Two CPU processes (torchrun, gloo) train with different data shards and end with identical weights."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
+from tests.pretrain.conftest import run_two_processes
 from vjepa_ac.config import from_dict
 from vjepa_ac.pretrain import JEPATrainingConfig, build_encoder
 
@@ -13,11 +11,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[2]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
-           str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_two_processes(WORKER, tmp_path)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 4
