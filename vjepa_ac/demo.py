@@ -69,7 +69,8 @@ from vjepa_ac.state_head import (
     store_frames,
 )
 
-TASK_IDS = {"reach": "FrankaReach-v0", "push": "FrankaPush-v0", "pick_place": "FrankaPickPlace-v0"}
+TASK_IDS = {"reach": "FrankaReach-v0", "grasp": "FrankaGrasp-v0", "reach_with_object": "FrankaReachWithObject-v0",
+            "push": "FrankaPush-v0", "pick_place": "FrankaPickPlace-v0"}
 
 
 @dataclass
@@ -111,9 +112,10 @@ class DemoConfig:
     eval_episodes: int = 30  # closed-loop reach episodes
     eval_max_steps: int | None = None  # reach step budget (None: the task default, 30)
     baseline_episodes: int = 30  # episodes of the random and oracle baselines
-    extra_tasks: list[str] = field(default_factory=lambda: ["push", "pick_place"])  # other tasks planned with the same model
+    # other tasks planned with the same (reach-trained) model; benchmarks/manipulation.py trains for manipulation
+    extra_tasks: list[str] = field(default_factory=lambda: ["grasp", "push", "pick_place"])
     extra_episodes: int = 10  # episodes per extra task
-    extra_max_steps: int | None = 40  # push / pick-and-place step budget (None: the task default, 60 / 80)
+    extra_max_steps: int | None = 40  # step budget of the extra tasks (None: the task's default)
     videos: int = 2  # episodes saved as videos per task
 
     def __post_init__(self):  # every field checked here, so a bad value fails before the first stage starts
