@@ -49,6 +49,8 @@ ENV_IDS = ("visual-cube-single-v0", "visual-cube-double-v0")
 # OGBench's per-native-step limits of (dx, dy, dz, dyaw, gripper opening): its action_range.
 NATIVE_LIMITS = np.array([0.05, 0.05, 0.05, 0.3, 1.0])
 
+SUCCESS_RADIUS = 0.04  # OGBench's cube success: within 4 cm of the target
+EXPERT_STEPS = 200  # native oracle steps from which a goal_ahead episode is drawn (the oracle places in ~100)
 _LIVE: weakref.WeakSet = weakref.WeakSet()  # live rendering adapters of this process (at most one)
 
 
@@ -231,34 +233,40 @@ class OGBenchCubeEnv(gym.Env):
         return self.observe(), self._info(bool(self.native._success))
 
     def _goal_along_expert(self, seed: int | None) -> None:
-        """stable-worldmodel's protocol on this env: run OGBench's closed-loop oracle from the collection scene for
-        a random number of native steps (the start), then `goal_ahead` more (the goal: its image, and the cube
-        position it reached becomes the target of OGBench's success check); restart from the start. Starts whose
-        cube is already within the success radius of that goal are redrawn (they would count as solved at once)."""
+        """stable-worldmodel's protocol on this env: run OGBench's closed-loop oracle from the collection scene
+        (`EXPERT_STEPS` native steps, no frames), pick a start step whose cube moves farther than the success
+        radius over the next `goal_ahead` steps (a start already at its goal would count as solved at once),
+        render the goal there and make the cube position it reached OGBench's success target; restart there."""
         from ogbench.manipspace.oracles.markov.cube_markov import CubeMarkovOracle
 
-        rng = np.random.default_rng([0 if seed is None else seed, 25])
-        native = self.native
-        for _ in range(20):
-            np.random.seed(int(rng.integers(2**31)))  # the oracle's final pose comes from numpy's global generator
-            oracle = CubeMarkovOracle(env=native, min_norm=0.4)
-            oracle.reset(None, self.native_info)
-            for _ in range(int(rng.integers(0, 100))):
-                self.step_native(oracle.select_action(None, self.native_info))
-            start = (native._data.qpos.copy(), native._data.qvel.copy(), native._data.ctrl.copy())
-            for _ in range(self.goal_ahead):
-                self.step_native(oracle.select_action(None, self.native_info))
-            block = native._target_block
-            goal_cube = native._data.joint(f"object_joint_{block}").qpos[:3].copy()
-            self.goal_rgb = self.render() if self.render_frames else None
-            native.set_state(*start[:2])
-            native._data.ctrl[:] = start[2]
-            native._data.mocap_pos[native._cube_target_mocap_ids[block]] = goal_cube
-            native.post_step()  # recompute OGBench's success flag for the restored scene and new target
-            self.native_info = native.compute_ob_info()
-            if not native._success:
-                return
-        raise RuntimeError(f"goal_ahead: no start off the goal in 20 draws (seed {seed})")
+        native, data = self.native, self.native._data
+        rng = np.random.default_rng([0 if seed is None else seed, self.goal_ahead])
+        np.random.seed(int(rng.integers(2**31)))  # the oracle's final pose comes from numpy's global generator
+        oracle = CubeMarkovOracle(env=native, min_norm=0.4)
+        oracle.reset(None, self.native_info)
+        block = native._target_block
+        snapshots, cubes = [], []
+        for _ in range(EXPERT_STEPS):
+            snapshots.append((data.qpos.copy(), data.qvel.copy(), data.ctrl.copy()))
+            cubes.append(data.joint(f"object_joint_{block}").qpos[:3].copy())
+            self.step_native(oracle.select_action(None, self.native_info))
+        cubes = np.array(cubes)
+        moved = np.linalg.norm(cubes[self.goal_ahead:] - cubes[: -self.goal_ahead], axis=1)
+        starts = np.flatnonzero(moved > SUCCESS_RADIUS)
+        if len(starts) == 0:
+            raise RuntimeError(f"goal_ahead: the oracle did not move the cube in {EXPERT_STEPS} steps (seed {seed})")
+        start = int(rng.choice(starts))
+
+        def restore(snapshot):
+            native.set_state(*snapshot[:2])
+            data.ctrl[:] = snapshot[2]
+
+        restore(snapshots[start + self.goal_ahead])
+        self.goal_rgb = self.render() if self.render_frames else None
+        restore(snapshots[start])
+        data.mocap_pos[native._cube_target_mocap_ids[block]] = cubes[start + self.goal_ahead]
+        native.post_step()  # OGBench's success flag for the restored scene and the new target
+        self.native_info = native.compute_ob_info()
 
     def step_native(self, action5) -> tuple[bool, bool]:
         """One native OGBench step with its own normalised 5-D action (no frame rendered): (success, terminated).

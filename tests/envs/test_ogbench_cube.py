@@ -110,3 +110,26 @@ def test_oracle_collection_writes_droid_episodes(tmp_path):
     mtimes = [p.stat().st_mtime for p in find_episodes(out)]
     assert collect_ogbench("visual-cube-single-v0", 2, out, frames=3) == find_episodes(out)
     assert [p.stat().st_mtime for p in find_episodes(out)] == mtimes
+
+
+GOAL_AHEAD_CHECK = """
+import numpy as np
+from envs.ogbench_cube import OGBenchCubeEnv
+env = OGBenchCubeEnv(mode="data_collection", goal_ahead=25, max_steps=10)
+obs, info = env.reset(seed=5)
+again = env.reset(seed=5)[1]
+print(info["is_success"], info["distance"], obs["rgb"].mean(), obs["rgb"].std(), info["goal_rgb"].mean(),
+      info["goal_rgb"].std(), np.array_equal(info["goal_rgb"], again["goal_rgb"]), np.abs(obs["rgb"].astype(int)
+      - info["goal_rgb"]).mean())
+"""
+
+
+def test_goal_ahead_episodes_start_off_a_lit_goal():
+    """stable-worldmodel's protocol: a goal image 25 oracle steps ahead, not already met at the start."""
+    run = subprocess.run([sys.executable, "-c", GOAL_AHEAD_CHECK], capture_output=True, text=True, timeout=300,
+                         check=False, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    success, distance, mean, std, goal_mean, goal_std, same, diff = run.stdout.split()[-8:]
+    assert success == "False" and float(distance) > 0.04
+    assert float(mean) > 20 and float(std) > 5 and float(goal_mean) > 20 and float(goal_std) > 5  # not black
+    assert same == "True" and float(diff) > 0.5  # reproducible, and the goal differs from the start
