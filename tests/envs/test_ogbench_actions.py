@@ -12,3 +12,11 @@ def test_action_maps_are_inverse_on_the_movable_axes():
     np.testing.assert_allclose(droid_action(state, target)[[0, 1, 2, 5, 6]], [0.03, -0.01, 0.02, 0.1, 0.5], atol=1e-9)
     # Beyond OGBench's per-native-step limits the action saturates instead of wrapping.
     assert native_action(state, state + np.array([1.0, 0, 0, 0, 0, 0, 0]))[0] == 1.0
+
+
+def test_collect_cli_bad_flag_is_one_line(tmp_path, capsys):
+    from vjepa_ac.cli import collect_ogbench
+
+    assert collect_ogbench.main(["--episodes", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--episodes" in err[0] and "0" in err[0]
