@@ -202,6 +202,8 @@ def parse_args(argv=None):
     p.add_argument("--env", default="visual-cube-single-v0",
                    choices=["visual-cube-single-v0", "visual-cube-double-v0"])
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
+    p.add_argument("--policies", nargs="+", default=list(POLICY_NAMES), choices=list(POLICY_NAMES),
+                   help="what to evaluate (random and oracle need no model: with only those, nothing is trained)")
     p.add_argument("--episodes", type=int, default=50, help="CEM evaluation episodes per protocol")
     p.add_argument("--baseline-episodes", type=int, default=50, help="random / oracle episodes per protocol")
     p.add_argument("--train-episodes", type=int, default=60, help="oracle episodes collected for training")
@@ -238,7 +240,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     seconds = {}
-    if args.checkpoint is None:
+    if args.checkpoint is None and "cem" in args.policies:
         import torch
 
         from vjepa_ac.demo import stage_ac, stage_head, stage_pretrain
@@ -258,7 +260,7 @@ def main(argv=None) -> int:
         args.checkpoint, args.state_head = str(out / "ac" / "latest.pt"), str(out / "state_head.pt")
     reports = {}
     for protocol in args.protocols:
-        for policy in ("cem", "random", "oracle"):
+        for policy in args.policies:
             path = out / "eval" / f"{protocol}_{policy}.json"
             if not path.exists():
                 start = time.perf_counter()
