@@ -1,6 +1,7 @@
 """Command-line entry points of every stage, installed as console scripts (pyproject ``[project.scripts]``).
 
     vjepa-collect      vjepa_ac.cli.collect:main        (scripts/collect_sim.py)
+    vjepa-collect-ogbench  vjepa_ac.cli.collect_ogbench:main  (scripts/collect_ogbench.py; extra [ogbench])
     vjepa-pretrain     vjepa_ac.cli.pretrain:main       (scripts/pretrain.py)
     vjepa-probe        vjepa_ac.cli.linear_probe:main   (scripts/linear_probe.py)
     vjepa-train-ac     vjepa_ac.cli.train_ac:main       (scripts/train_ac.py)
