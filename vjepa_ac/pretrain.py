@@ -10,6 +10,12 @@ One step (``JEPATrainer.train_step``):
 5. backward, optional gradient clipping, AdamW step.
 ``update_ema(step)`` then moves the target encoder towards the encoder with the scheduled momentum.
 
+With ``model.app: vjepa_2_1`` (V-JEPA 2.1, ``app/vjepa_2_1/train.py``) the encoder is a ``VisionTransformer21``
+whose last ``levels_predictor`` hierarchical layers are all supervised (targets layer-normed level by level),
+the predictor (``VisionTransformerPredictor21``) fuses those levels and also predicts the context tokens, and
+the loss adds ``lambda(step)`` x a dense L1 loss on the context tokens, each weighted by 1/sqrt(distance to the
+nearest masked token) with ``weight_distance_loss`` (``JEPATrainer.objective_2_1``).
+
 Differences from the official trainer, on purpose:
 - ``mask_index`` is the mask-generator index, so each generator trains its own mask token (the official
   code passes the clip-length group index, so only token 0 is ever trained);
@@ -364,12 +370,12 @@ def build_predictor(cfg: JEPATrainingConfig, embed_dim: int) -> nn.Module:
     from vjepa_ac.models.predictor import vit_predictor, vit_predictor_2_1
 
     m = cfg.model
-    options = dict(
-        embed_dim=embed_dim, predictor_embed_dim=m.predictor_embed_dim, depth=m.predictor_depth,
-        num_heads=m.predictor_num_heads, img_size=cfg.data.crop_size, patch_size=m.patch_size,
-        num_frames=cfg.data.frames_per_clip, tubelet_size=m.tubelet_size, use_mask_tokens=True,
-        num_mask_tokens=m.num_mask_tokens, zero_init_mask_tokens=True, use_rope=m.use_rope,
-        use_activation_checkpointing=m.use_activation_checkpointing)
+    options = {
+        "embed_dim": embed_dim, "predictor_embed_dim": m.predictor_embed_dim, "depth": m.predictor_depth,
+        "num_heads": m.predictor_num_heads, "img_size": cfg.data.crop_size, "patch_size": m.patch_size,
+        "num_frames": cfg.data.frames_per_clip, "tubelet_size": m.tubelet_size, "use_mask_tokens": True,
+        "num_mask_tokens": m.num_mask_tokens, "zero_init_mask_tokens": True, "use_rope": m.use_rope,
+        "use_activation_checkpointing": m.use_activation_checkpointing}
     if not cfg.is_2_1:
         return vit_predictor(**options)
     return vit_predictor_2_1(**options, return_all_tokens=cfg.loss.predict_all, n_output_distillation=m.levels_predictor,

@@ -10,7 +10,12 @@
 
 from .ac_predictor import FrameKVCache, VisionTransformerPredictorAC, vit_ac_predictor
 from .modules import apply_masks, apply_rope, block_causal_mask, rope_table, split_token_ids
-from .predictor import VisionTransformerPredictor, VisionTransformerPredictor21, vit_predictor, vit_predictor_2_1
+from .predictor import (
+    VisionTransformerPredictor,
+    VisionTransformerPredictor21,
+    vit_predictor,
+    vit_predictor_2_1,
+)
 from .vision_transformer import (
     VIT_EMBED_DIMS,
     PatchEmbed,
