@@ -272,6 +272,12 @@ def load_pretrain_config(name_or_path: str | os.PathLike, overrides: dict | None
 
 OFFICIAL_SECTIONS = ("data", "data_aug", "loss", "mask", "meta", "model", "optimization")
 _LAUNCHER_KEYS = ("app", "nodes", "tasks_per_node", "cpus_per_task", "mem_per_gpu")  # cluster settings, not ours
+_IMAGE_RANKS = ("img_data", "img_mask")  # 2.1: a share of the GPUs trains on images; not implemented
+# 2.1 settings this trainer only supports at their off value: key -> the value that means "off"
+_OFF_2_1 = {"n_registers": 0, "n_registers_predictor": 0, "has_cls_first": False, "is_causal": False,
+            "pred_is_causal": False, "vit_conv": False, "local_window": [-1, -1, -1],
+            "pred_local_window": [-1, -1, -1]}
+_LOSS_OFF_2_1 = {"shift_by_n": 0, "reg_coeff": 0.0, "computing_gram_loss": False}
 
 
 def from_official_layout(data: dict, source: str = "<official config>") -> dict:
@@ -282,7 +288,9 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
     motion shift, random erasing, complement masks) is an error naming it, never silently dropped. Cluster
     keys (``nodes``, ``tasks_per_node``, ...) are ignored. Two documented differences: ``ipe_scale`` is not
     applied (our schedules reach their end values), and the official CSV dataset lists are not read: a
-    single dataset that is a folder of videos is used, otherwise pass ``--data.path``.
+    single dataset that is a folder of videos is used, otherwise pass ``--data.path``. ``app: vjepa_2_1`` files
+    translate to ``model.app: vjepa_2_1`` with their 2.1 keys (``lambda_*`` / ``normalize_predictor`` move from
+    ``model`` to ``loss``); their image-rank sections (``img_data``, ``img_mask``) are refused.
     """
     if "optimization" not in data or "mask" not in data:
         return data
@@ -301,7 +309,11 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
 
     unknown = sorted(set(data) - set(OFFICIAL_SECTIONS) - set(_LAUNCHER_KEYS) - {"folder"})
     if unknown:
-        fail(unknown[0], f"an official section {OFFICIAL_SECTIONS}", data[unknown[0]])
+        hint = " (the image ranks of 2.1 runs; remove it to train on clips only)" if unknown[0] in _IMAGE_RANKS else ""
+        fail(unknown[0], f"an official section {OFFICIAL_SECTIONS}{hint}", data[unknown[0]])
+    app = data.get("app", "vjepa")
+    if app not in APPS:
+        fail("app", f"one of {APPS}", app)
     d = dict(data.get("data", {}))
     fpcs, datasets = d.pop("dataset_fpcs", [16]), d.pop("datasets", [])
     model = take({k: d.pop(k) for k in ("patch_size", "tubelet_size") if k in d}, "data",
@@ -329,6 +341,17 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
     for key in ("use_mask_tokens", "zero_init_mask_tokens"):
         if not m.pop(key, True):
             fail(f"model.{key}", "true", False)
+    loss_2_1 = {}
+    if app == "vjepa_2_1":
+        for key, off in _OFF_2_1.items():
+            if m.pop(key, off) not in (off, None):
+                fail(f"model.{key}", repr(off), data["model"][key])
+        model.update(app=app, **take({k: m.pop(k) for k in ("levels_predictor", "img_temporal_dim_size",
+                                                             "interpolate_rope", "modality_embedding") if k in m},
+                                     "model", {k: k for k in ("levels_predictor", "img_temporal_dim_size",
+                                                              "interpolate_rope", "modality_embedding")}))
+        loss_2_1 = {k: m.pop(k) for k in ("lambda_value_img", "lambda_value_vid", "lambda_progressive",
+                                          "normalize_predictor") if k in m}
     model.update(take(m, "model", {"model_name": "name", "pred_depth": "predictor_depth",
                                    "pred_embed_dim": "predictor_embed_dim", "pred_num_heads": "predictor_num_heads",
                                    "use_rope": "use_rope", "use_activation_checkpointing": "use_activation_checkpointing",
@@ -342,8 +365,16 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
                                      "is_anneal": "is_anneal", "anneal_ckpt": "anneal_ckpt", "ipe_scale": None,
                                      "resume_anneal": None, "clip_grad": "clip_grad"})
     optim.update(ema_start=ema[0], ema_end=ema[1])
+    loss_section, loss_keys = dict(data.get("loss", {})), {"loss_exp": "loss_exp"}
+    if app == "vjepa_2_1":
+        for key, off in _LOSS_OFF_2_1.items():
+            if loss_section.pop(key, off) not in (off, None):
+                fail(f"loss.{key}", repr(off), data["loss"][key])
+        for key in [k for k in loss_section if k.startswith("gram_")]:  # unused while computing_gram_loss is off
+            loss_section.pop(key)
+        loss_keys.update({k: k for k in ("predict_all", "weight_distance_loss", "offset_context_loss")})
     loss = {"loss": "lp", "normalize_reps": True, "masks": masks,  # official targets are always layer-normed
-            **take(dict(data.get("loss", {})), "loss", {"loss_exp": "loss_exp"})}
+            **take(loss_section, "loss", loss_keys), **loss_2_1}
     meta = dict(data.get("meta", {}))
     dtype = meta.pop("dtype", "bfloat16")
     if dtype not in ("bfloat16", "float16", "float32"):

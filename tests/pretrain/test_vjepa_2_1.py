@@ -171,3 +171,50 @@ def test_2_1_presets_keep_the_official_values_and_bad_settings_name_the_field():
         load_pretrain_config("tiny-2_1-pretrain", {"model": {"app": "vjepa_3"}})
     with pytest.raises(ValueError, match="loss.offset_context_loss"):
         load_pretrain_config("tiny-2_1-pretrain", {"loss": {"offset_context_loss": True}})
+
+
+# The layout of the official configs/train_2_1/vitl16/pretrain-256px-16f.yaml without its image-rank sections
+# (img_data, img_mask), with one local folder of videos as its dataset.
+OFFICIAL_2_1 = """\
+app: vjepa_2_1
+nodes: 16
+folder: {out}
+data: {{dataset_type: VideoDataset, datasets: [{videos}], datasets_weights: [1.0], batch_size: 24, crop_size: 256,
+       patch_size: 16, dataset_fpcs: [16, 16, 16], tubelet_size: 2, fps: 4, num_workers: 8, persistent_workers: true,
+       pin_mem: true}}
+data_aug: {{auto_augment: false, motion_shift: false, random_resize_aspect_ratio: [0.75, 1.35],
+           random_resize_scale: [0.3, 1.0], reprob: 0.0}}
+loss: {{loss_exp: 1.0, predict_all: true, reg_coeff: 0.0, shift_by_n: 0, weight_distance_loss: true}}
+mask:
+- {{aspect_ratio: [0.75, 1.5], full_complement: false, max_keep: null, max_temporal_keep: 1.0, num_blocks: 8,
+   spatial_scale: [0.15, 0.15], temporal_scale: [1.0, 1.0]}}
+- {{aspect_ratio: [0.75, 1.5], full_complement: false, max_keep: null, max_temporal_keep: 1.0, num_blocks: 2,
+   spatial_scale: [0.7, 0.7], temporal_scale: [1.0, 1.0]}}
+meta: {{dtype: bfloat16, eval_freq: 100, load_checkpoint: true, read_checkpoint: null, save_every_freq: 50,
+       seed: 239, use_sdpa: true}}
+model: {{has_cls_first: false, img_temporal_dim_size: 1, interpolate_rope: true, is_causal: false,
+        lambda_value_img: 0.5, lambda_value_vid: 0.5, local_window: [-1, -1, -1], modality_embedding: true,
+        model_name: vit_large, n_registers: 0, n_registers_predictor: 0, normalize_predictor: false, pred_depth: 24,
+        pred_embed_dim: 384, pred_is_causal: false, pred_local_window: [-1, -1, -1], pred_num_heads: 12,
+        uniform_power: true, use_activation_checkpointing: true, use_mask_tokens: true, use_rope: true,
+        vit_conv: false, zero_init_mask_tokens: true}}
+optimization: {{ema: [0.99925, 0.99925], epochs: 1000, final_lr: 0.0006, final_weight_decay: 0.04, ipe: 300,
+               ipe_scale: 1.25, lr: 0.0006, start_lr: 0.0001, warmup: 40, weight_decay: 0.04}}
+"""
+
+
+def test_official_2_1_yaml_translates_to_the_preset(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    path = tmp_path / "pretrain-256px-16f.yaml"
+    path.write_text(OFFICIAL_2_1.format(out=tmp_path / "run", videos=videos))
+    ours, preset = load_pretrain_config(path), load_pretrain_config("vitl-2_1-pretrain-256px-16f")
+    assert ours.model == preset.model and ours.optim == preset.optim
+    assert replace(ours.loss, lambda_start_step=0) == replace(preset.loss, lambda_start_step=0)
+    bad = path.read_text().replace("n_registers: 0,", "n_registers: 4,")
+    path.write_text(bad)
+    with pytest.raises(ValueError, match="model.n_registers"):
+        load_pretrain_config(path)
+    path.write_text(OFFICIAL_2_1.format(out=tmp_path / "run", videos=videos) + "img_data: {batch_size: 72}\n")
+    with pytest.raises(ValueError, match="img_data.*image ranks"):
+        load_pretrain_config(path)
