@@ -103,7 +103,7 @@ class PretrainModelConfig:
         need(1 <= self.levels_predictor <= 4, "model.levels_predictor", "1..4", self.levels_predictor)
         need(self.app == "vjepa_2_1" or self.levels_predictor == 4, "model.levels_predictor",
              "the default 4 unless app is vjepa_2_1", self.levels_predictor)
-        need(self.app == "vjepa_2_1" or self.use_rope, "model.use_rope", "True for app vjepa_2_1", self.use_rope)
+        need(self.app != "vjepa_2_1" or self.use_rope, "model.use_rope", "True for app vjepa_2_1", self.use_rope)
         need(self.name != "custom" or None not in (self.embed_dim, self.depth, self.num_heads), "model.name",
              "embed_dim, depth and num_heads set for 'custom'", (self.embed_dim, self.depth, self.num_heads))
         for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"):

@@ -171,6 +171,9 @@ def test_2_1_presets_keep_the_official_values_and_bad_settings_name_the_field():
         load_pretrain_config("tiny-2_1-pretrain", {"model": {"app": "vjepa_3"}})
     with pytest.raises(ValueError, match="loss.offset_context_loss"):
         load_pretrain_config("tiny-2_1-pretrain", {"loss": {"offset_context_loss": True}})
+    with pytest.raises(ValueError, match="model.use_rope"):
+        load_pretrain_config("tiny-2_1-pretrain", {"model": {"use_rope": False}})
+    assert not load_pretrain_config("tiny-pretrain", {"model": {"use_rope": False}}).model.use_rope  # V-JEPA 2: either
 
 
 # The layout of the official configs/train_2_1/vitl16/pretrain-256px-16f.yaml without its image-rank sections
