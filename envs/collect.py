@@ -53,6 +53,9 @@ class SimEpisode:
     scene_options: dict = field(default_factory=dict)  # the episode's object colour and camera offsets
     subgoal_states: list[np.ndarray] = field(default_factory=list)  # [7] each (pick-and-place)
     path: Path | None = field(default=None)
+    # [T, 3] the object's centre per frame (simulator pose: for evaluation only, never written to disk); None
+    # for reach
+    object_positions: np.ndarray | None = None
 
 
 @dataclass
@@ -180,10 +183,13 @@ def run_episode(env, policy, seed: int, cameras=("ext1",), options: dict | None 
     obs, info = env.reset(seed=seed, options=options)
     policy.reset(np.random.default_rng(seed))
     states, joints, actions, frames, poses = [], [], [], {c: [] for c in cameras}, {c: [] for c in cameras}
+    object_positions = []
     ever_success = bool(info["is_success"])
 
     def record(obs):
         states.append(env.state())  # float64, the same numbers as obs["state"]
+        if env.uses_object:
+            object_positions.append(env.object_pos().copy())
         joints.append(env.robot.joints(env.data))
         for camera in cameras:
             frames[camera].append(obs["wrist_rgb"] if camera == "wrist" else obs["rgb"])
@@ -205,6 +211,7 @@ def run_episode(env, policy, seed: int, cameras=("ext1",), options: dict | None 
         goal_state=env.goal_state.copy(), goal_rgb=env.goal_rgb.copy(),
         object=env.config.object if env.uses_object else None, scene_options=dict(env.scene_options),
         subgoal_states=[s.copy() for s in env.subgoal_states],
+        object_positions=np.array(object_positions) if env.uses_object else None,
     )
 
 

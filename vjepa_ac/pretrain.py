@@ -10,6 +10,12 @@ One step (``JEPATrainer.train_step``):
 5. backward, optional gradient clipping, AdamW step.
 ``update_ema(step)`` then moves the target encoder towards the encoder with the scheduled momentum.
 
+With ``model.app: vjepa_2_1`` (V-JEPA 2.1, ``app/vjepa_2_1/train.py``) the encoder is a ``VisionTransformer21``
+whose last ``levels_predictor`` hierarchical layers are all supervised (targets layer-normed level by level),
+the predictor (``VisionTransformerPredictor21``) fuses those levels and also predicts the context tokens, and
+the loss adds ``lambda(step)`` x a dense L1 loss on the context tokens, each weighted by 1/sqrt(distance to the
+nearest masked token) with ``weight_distance_loss`` (``JEPATrainer.objective_2_1``).
+
 Differences from the official trainer, on purpose:
 - ``mask_index`` is the mask-generator index, so each generator trains its own mask token (the official
   code passes the clip-length group index, so only token 0 is ever trained);
@@ -38,10 +44,24 @@ from vjepa_ac import distributed, runtime
 from vjepa_ac.checkpoint import atomic_save, load_checkpoint, load_pretrained, remove_stale_temps
 from vjepa_ac.config import ConfigError, finite_nonnegative, load_config, need, save_yaml, to_dict
 from vjepa_ac.feature_stats import FeatureStats, feature_stats, warn_if_collapsed
-from vjepa_ac.losses import LOSS_KINDS, regression_loss, variance_covariance
+from vjepa_ac.losses import (
+    LOSS_KINDS,
+    context_distance_weights,
+    layer_norm_levels,
+    level_losses,
+    regression_loss,
+    variance_covariance,
+)
 from vjepa_ac.masks import MaskConfig, MultiBlockMask2D, MultiBlockMask3D, mask_generator
 from vjepa_ac.optim import DivergenceGuard, TrainingDiverged, build_adamw
-from vjepa_ac.schedules import EMA_SCHEDULES, LR_SCHEDULES, LRScheduler, MomentumSchedule, WDScheduler
+from vjepa_ac.schedules import (
+    EMA_SCHEDULES,
+    LR_SCHEDULES,
+    LinearWarmupHold,
+    LRScheduler,
+    MomentumSchedule,
+    WDScheduler,
+)
 from vjepa_ac.sharding import (
     PARALLEL_MODES,
     dcp_path,
@@ -55,6 +75,7 @@ from vjepa_ac.sharding import (
 from vjepa_ac.video_data import DataConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
+APPS = ("vjepa", "vjepa_2_1")  # the official app names: V-JEPA 2 and V-JEPA 2.1
 OFFICIAL_PREFIX = "module.backbone."
 
 
@@ -77,8 +98,22 @@ class PretrainModelConfig:
     predictor_depth: int = 12  # predictor blocks
     predictor_num_heads: int = 12  # predictor heads
     num_mask_tokens: int = 10  # learned mask tokens (one per mask generator is used)
+    # vjepa (V-JEPA 2) or vjepa_2_1: the V-JEPA 2.1 encoder (VisionTransformer21), predictor
+    # (VisionTransformerPredictor21) and objective (loss.predict_all / lambda_value_* / weight_distance_loss)
+    app: str = "vjepa"
+    # 2.1: encoder depths supervised (deep self-supervision): the last levels_predictor of the four hierarchical
+    # layers (the last block of each quarter of the depth), fused at the predictor input, all predicted
+    levels_predictor: int = 4
+    img_temporal_dim_size: int | None = None  # 2.1: clips of this many frames are images (own tokenizer); None: video only
+    interpolate_rope: bool = False  # 2.1: RoPE rows/columns rescaled to the 256 px pretraining grid
+    modality_embedding: bool = False  # 2.1: learned video / image modality token (with img_temporal_dim_size)
 
     def __post_init__(self):
+        need(self.app in APPS, "model.app", f"one of {APPS}", self.app)
+        need(1 <= self.levels_predictor <= 4, "model.levels_predictor", "1..4", self.levels_predictor)
+        need(self.app == "vjepa_2_1" or self.levels_predictor == 4, "model.levels_predictor",
+             "the default 4 unless app is vjepa_2_1", self.levels_predictor)
+        need(self.app != "vjepa_2_1" or self.use_rope, "model.use_rope", "True for app vjepa_2_1", self.use_rope)
         need(self.name != "custom" or None not in (self.embed_dim, self.depth, self.num_heads), "model.name",
              "embed_dim, depth and num_heads set for 'custom'", (self.embed_dim, self.depth, self.num_heads))
         for name in ("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"):
@@ -155,7 +190,23 @@ class PretrainLossConfig:
     masks: list[MaskConfig] = field(default_factory=lambda: [
         MaskConfig(num_blocks=8, spatial_scale=(0.15, 0.15)), MaskConfig(num_blocks=2, spatial_scale=(0.7, 0.7))])
 
+    # V-JEPA 2.1 (model.app vjepa_2_1; official names and defaults). predict_all: also predict the context
+    # tokens (the dense loss, weighted by lambda_value_vid / lambda_value_img)
+    predict_all: bool = True
+    weight_distance_loss: bool = False  # 2.1: weight each context token's error by 1/sqrt(distance to the nearest masked token)
+    offset_context_loss: bool = False  # 2.1: measure that distance in units of a 16-token grid (needs a grid >= 16)
+    lambda_value_vid: float = 0.0  # 2.1: context-loss weight for clips
+    lambda_value_img: float = 0.0  # 2.1: context-loss weight in image mode (data.source images)
+    lambda_progressive: bool = True  # 2.1: the weight is 0 until lambda_start_step, then ramps linearly to lambda_value
+    lambda_start_step: int = 15_000  # 2.1: start of the ramp (0-based step; official, fixed: 15000)
+    lambda_end_step: int = 30_000  # 2.1: end of the ramp (official, fixed: 30000)
+    normalize_predictor: bool = False  # 2.1: layer-norm each level of the predictions before the loss
+
     def __post_init__(self):
+        for name in ("lambda_value_vid", "lambda_value_img"):
+            need(finite_nonnegative(getattr(self, name)), f"loss.{name}", "finite and >= 0", getattr(self, name))
+        need(0 <= self.lambda_start_step < self.lambda_end_step, "loss.lambda_end_step",
+             f"> lambda_start_step ({self.lambda_start_step}) >= 0", self.lambda_end_step)
         need(self.loss in LOSS_KINDS, "loss.loss", f"one of {LOSS_KINDS}", self.loss)
         need(self.loss_exp > 0, "loss.loss_exp", "> 0", self.loss_exp)
         need(len(self.masks) >= 1, "loss.masks", "at least one mask generator", self.masks)
@@ -208,6 +259,20 @@ class JEPATrainingConfig:
              f"divisible by model.patch_size ({self.model.patch_size})", self.data.crop_size)
         need(self.data.frames_per_clip % self.model.tubelet_size == 0, "data.frames_per_clip",
              f"divisible by model.tubelet_size ({self.model.tubelet_size})", self.data.frames_per_clip)
+        if self.is_2_1:  # the 2.1 objective is an L1-type regression onto layer-normed targets, as upstream
+            need(self.loss.loss == "lp", "loss.loss", "lp for app vjepa_2_1", self.loss.loss)
+            need(self.loss.normalize_reps, "loss.normalize_reps", "True for app vjepa_2_1 (2.1 targets are always "
+                 "layer-normed)", self.loss.normalize_reps)
+            need(not self.loss.offset_context_loss or self.grid_size >= 16, "loss.offset_context_loss",
+                 f"False for a grid of {self.grid_size} tokens (< 16)", self.loss.offset_context_loss)
+
+    @property
+    def is_2_1(self) -> bool:
+        return self.model.app == "vjepa_2_1"
+
+    @property
+    def grid_size(self) -> int:
+        return self.data.crop_size // self.model.patch_size
 
     @property
     def image_mode(self) -> bool:
@@ -222,6 +287,12 @@ def load_pretrain_config(name_or_path: str | os.PathLike, overrides: dict | None
 
 OFFICIAL_SECTIONS = ("data", "data_aug", "loss", "mask", "meta", "model", "optimization")
 _LAUNCHER_KEYS = ("app", "nodes", "tasks_per_node", "cpus_per_task", "mem_per_gpu")  # cluster settings, not ours
+_IMAGE_RANKS = ("img_data", "img_mask")  # 2.1: a share of the GPUs trains on images; not implemented
+# 2.1 settings this trainer only supports at their off value: key -> the value that means "off"
+_OFF_2_1 = {"n_registers": 0, "n_registers_predictor": 0, "has_cls_first": False, "is_causal": False,
+            "pred_is_causal": False, "vit_conv": False, "local_window": [-1, -1, -1],
+            "pred_local_window": [-1, -1, -1]}
+_LOSS_OFF_2_1 = {"shift_by_n": 0, "reg_coeff": 0.0, "computing_gram_loss": False}
 
 
 def from_official_layout(data: dict, source: str = "<official config>") -> dict:
@@ -232,7 +303,9 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
     motion shift, random erasing, complement masks) is an error naming it, never silently dropped. Cluster
     keys (``nodes``, ``tasks_per_node``, ...) are ignored. Two documented differences: ``ipe_scale`` is not
     applied (our schedules reach their end values), and the official CSV dataset lists are not read: a
-    single dataset that is a folder of videos is used, otherwise pass ``--data.path``.
+    single dataset that is a folder of videos is used, otherwise pass ``--data.path``. ``app: vjepa_2_1`` files
+    translate to ``model.app: vjepa_2_1`` with their 2.1 keys (``lambda_*`` / ``normalize_predictor`` move from
+    ``model`` to ``loss``); their image-rank sections (``img_data``, ``img_mask``) are refused.
     """
     if "optimization" not in data or "mask" not in data:
         return data
@@ -251,7 +324,11 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
 
     unknown = sorted(set(data) - set(OFFICIAL_SECTIONS) - set(_LAUNCHER_KEYS) - {"folder"})
     if unknown:
-        fail(unknown[0], f"an official section {OFFICIAL_SECTIONS}", data[unknown[0]])
+        hint = " (the image ranks of 2.1 runs; remove it to train on clips only)" if unknown[0] in _IMAGE_RANKS else ""
+        fail(unknown[0], f"an official section {OFFICIAL_SECTIONS}{hint}", data[unknown[0]])
+    app = data.get("app", "vjepa")
+    if app not in APPS:
+        fail("app", f"one of {APPS}", app)
     d = dict(data.get("data", {}))
     fpcs, datasets = d.pop("dataset_fpcs", [16]), d.pop("datasets", [])
     model = take({k: d.pop(k) for k in ("patch_size", "tubelet_size") if k in d}, "data",
@@ -279,6 +356,17 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
     for key in ("use_mask_tokens", "zero_init_mask_tokens"):
         if not m.pop(key, True):
             fail(f"model.{key}", "true", False)
+    loss_2_1 = {}
+    if app == "vjepa_2_1":
+        for key, off in _OFF_2_1.items():
+            if m.pop(key, off) not in (off, None):
+                fail(f"model.{key}", repr(off), data["model"][key])
+        model.update(app=app, **take({k: m.pop(k) for k in ("levels_predictor", "img_temporal_dim_size",
+                                                             "interpolate_rope", "modality_embedding") if k in m},
+                                     "model", {k: k for k in ("levels_predictor", "img_temporal_dim_size",
+                                                              "interpolate_rope", "modality_embedding")}))
+        loss_2_1 = {k: m.pop(k) for k in ("lambda_value_img", "lambda_value_vid", "lambda_progressive",
+                                          "normalize_predictor") if k in m}
     model.update(take(m, "model", {"model_name": "name", "pred_depth": "predictor_depth",
                                    "pred_embed_dim": "predictor_embed_dim", "pred_num_heads": "predictor_num_heads",
                                    "use_rope": "use_rope", "use_activation_checkpointing": "use_activation_checkpointing",
@@ -292,8 +380,16 @@ def from_official_layout(data: dict, source: str = "<official config>") -> dict:
                                      "is_anneal": "is_anneal", "anneal_ckpt": "anneal_ckpt", "ipe_scale": None,
                                      "resume_anneal": None, "clip_grad": "clip_grad"})
     optim.update(ema_start=ema[0], ema_end=ema[1])
+    loss_section, loss_keys = dict(data.get("loss", {})), {"loss_exp": "loss_exp"}
+    if app == "vjepa_2_1":
+        for key, off in _LOSS_OFF_2_1.items():
+            if loss_section.pop(key, off) not in (off, None):
+                fail(f"loss.{key}", repr(off), data["loss"][key])
+        for key in [k for k in loss_section if k.startswith("gram_")]:  # unused while computing_gram_loss is off
+            loss_section.pop(key)
+        loss_keys.update({k: k for k in ("predict_all", "weight_distance_loss", "offset_context_loss")})
     loss = {"loss": "lp", "normalize_reps": True, "masks": masks,  # official targets are always layer-normed
-            **take(dict(data.get("loss", {})), "loss", {"loss_exp": "loss_exp"})}
+            **take(loss_section, "loss", loss_keys), **loss_2_1}
     meta = dict(data.get("meta", {}))
     dtype = meta.pop("dtype", "bfloat16")
     if dtype not in ("bfloat16", "float16", "float32"):
@@ -316,14 +412,21 @@ def build_encoder(cfg: JEPATrainingConfig) -> nn.Module:
 
 
 def build_predictor(cfg: JEPATrainingConfig, embed_dim: int) -> nn.Module:
-    from vjepa_ac.models.predictor import vit_predictor
+    """The V-JEPA 2 predictor, or with ``model.app: vjepa_2_1`` the 2.1 one (level fusion, context outputs)."""
+    from vjepa_ac.models.predictor import vit_predictor, vit_predictor_2_1
 
-    return vit_predictor(
-        embed_dim=embed_dim, predictor_embed_dim=cfg.model.predictor_embed_dim, depth=cfg.model.predictor_depth,
-        num_heads=cfg.model.predictor_num_heads, img_size=cfg.data.crop_size, patch_size=cfg.model.patch_size,
-        num_frames=cfg.data.frames_per_clip, tubelet_size=cfg.model.tubelet_size, use_mask_tokens=True,
-        num_mask_tokens=cfg.model.num_mask_tokens, zero_init_mask_tokens=True, use_rope=cfg.model.use_rope,
-        use_activation_checkpointing=cfg.model.use_activation_checkpointing)
+    m = cfg.model
+    options = {
+        "embed_dim": embed_dim, "predictor_embed_dim": m.predictor_embed_dim, "depth": m.predictor_depth,
+        "num_heads": m.predictor_num_heads, "img_size": cfg.data.crop_size, "patch_size": m.patch_size,
+        "num_frames": cfg.data.frames_per_clip, "tubelet_size": m.tubelet_size, "use_mask_tokens": True,
+        "num_mask_tokens": m.num_mask_tokens, "zero_init_mask_tokens": True, "use_rope": m.use_rope,
+        "use_activation_checkpointing": m.use_activation_checkpointing}
+    if not cfg.is_2_1:
+        return vit_predictor(**options)
+    return vit_predictor_2_1(**options, return_all_tokens=cfg.loss.predict_all, n_output_distillation=m.levels_predictor,
+                             interpolate_rope=m.interpolate_rope, modality_embedding=m.modality_embedding,
+                             img_temporal_dim_size=m.img_temporal_dim_size)
 
 
 def build_mask_sampler(cfg: JEPATrainingConfig):
@@ -394,15 +497,26 @@ def _pairs(masks_enc: list, masks_pred: list) -> list[tuple[int, int]]:
 
 
 class JEPAModel(nn.Module):
-    """Encoder + predictor in one module, so one DDP wrapper sees one forward per step."""
+    """Encoder + predictor in one module, so one DDP wrapper sees one forward per step.
 
-    def __init__(self, encoder: nn.Module, predictor: nn.Module):
+    ``deep`` (V-JEPA 2.1): the encoder returns its supervised depths concatenated (``training=True``) and the
+    predictor returns ``(targets, context)`` pairs; ``img_frames``: clips of that many frames are images.
+    """
+
+    def __init__(self, encoder: nn.Module, predictor: nn.Module, deep: bool = False, img_frames: int | None = None):
         super().__init__()
         self.encoder, self.predictor = encoder, predictor
+        self.deep, self.img_frames = deep, img_frames
 
     def forward(self, clips, masks_enc, masks_pred):
-        contexts = [self.encoder(clips, masks=m) for m in masks_enc]
-        preds = [self.predictor(contexts[i], masks_enc[i], masks_pred[j], mask_index=j)
+        if not self.deep:
+            contexts = [self.encoder(clips, masks=m) for m in masks_enc]
+            preds = [self.predictor(contexts[i], masks_enc[i], masks_pred[j], mask_index=j)
+                     for i, j in _pairs(masks_enc, masks_pred)]
+            return preds, contexts
+        mod = "image" if clips.size(2) == self.img_frames else "video"
+        contexts = [self.encoder(clips, masks=m, training=True) for m in masks_enc]
+        preds = [self.predictor(contexts[i], masks_enc[i], masks_pred[j], mod=mod, mask_index=j)
                  for i, j in _pairs(masks_enc, masks_pred)]
         return preds, contexts
 
@@ -427,7 +541,11 @@ class JEPATrainer:
         self.predictor = predictor.to(self.device)
         o = config.optim
         self.ema = EMAManager(self.encoder, (o.ema_start, o.ema_end, o.ema_schedule), o.total_steps)
-        self.model: nn.Module = JEPAModel(self.encoder, self.predictor)
+        self.model: nn.Module = JEPAModel(self.encoder, self.predictor, deep=config.is_2_1,
+                                          img_frames=config.model.img_temporal_dim_size)
+        loss = config.loss
+        self.context_lambda = LinearWarmupHold(loss.lambda_value_img if config.image_mode else loss.lambda_value_vid,
+                                               loss.lambda_start_step, loss.lambda_end_step)
         self.sharded = distributed.get_world_size() > 1 and config.run.parallel == "fsdp"
         if self.sharded:
             info = distributed.init_distributed(str(self.device))
@@ -456,7 +574,11 @@ class JEPATrainer:
         return nullcontext()  # float32 on CPU
 
     def target_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Targets ``[B, N, D]``; with 2.1 every supervised depth, each layer-normed on its own ``[B, N, levels*D]``."""
         with torch.no_grad(), self._autocast():
+            if self.config.is_2_1:
+                h = self.ema.get_target_encoder()(clips, training=True)
+                return layer_norm_levels(h.float(), self.config.model.levels_predictor)
             h = self.ema.get_target_encoder()(clips)
         return runtime.normalize_latents(h, self.config.loss.normalize_reps)
 
@@ -477,12 +599,16 @@ class JEPATrainer:
         with self._autocast():
             preds, contexts = self.model(clips, masks_enc, masks_pred)
             pairs = _pairs(masks_enc, masks_pred)
-            loss_jepa = sum(
-                regression_loss(p.float(), gather_tokens(h, masks_pred[j]).float(), cfg.loss.loss,
-                                cfg.loss.loss_exp, cfg.loss.smooth_l1_beta)
-                for p, (_, j) in zip(preds, pairs)) / len(pairs)
+            if cfg.is_2_1:
+                loss_jepa, metrics = self.objective_2_1(h, preds, pairs, masks_enc, masks_pred, self.global_step)
+                contexts = [z[..., -self.encoder.embed_dim:] for z in contexts]  # the output level
+            else:
+                loss_jepa = sum(
+                    regression_loss(p.float(), gather_tokens(h, masks_pred[j]).float(), cfg.loss.loss,
+                                    cfg.loss.loss_exp, cfg.loss.smooth_l1_beta)
+                    for p, (_, j) in zip(preds, pairs)) / len(pairs)
+                metrics = {}
             loss = loss_jepa
-            metrics = {}
             if cfg.loss.vicreg_var_weight > 0 or cfg.loss.vicreg_cov_weight > 0:
                 var, cov = zip(*(variance_covariance(z) for z in contexts))
                 var, cov = sum(var) / len(var), sum(cov) / len(cov)
@@ -504,9 +630,46 @@ class JEPATrainer:
         self._loss_count += 1
         metrics.update(loss=loss_value, lr=lr, wd=wd, grad_norm=scalar(grad_norm))
         if step % cfg.run.stats_every == 0 or step == 1:
-            metrics.update(feature_stats(h).as_dict("target"))
+            metrics.update(feature_stats(h[..., -self.encoder.embed_dim:]).as_dict("target"))
             metrics.update(feature_stats(torch.cat([z.detach().flatten(0, 1) for z in contexts])).as_dict("context"))
         return metrics
+
+    def objective_2_1(self, h, preds, pairs, masks_enc, masks_pred, step: int) -> tuple[torch.Tensor, dict]:
+        """V-JEPA 2.1 loss (app/vjepa_2_1/train.py): the masked-token loss plus ``lambda(step)`` x the dense
+        context loss, each the mean over mask pairs and supervised depths (one term per depth, logged as
+        ``loss_pred_level<k>`` / ``loss_context_level<k>``, k = 0 the shallowest). With ``weight_distance_loss``
+        a context token's error is divided by sqrt(its distance to the nearest masked token). ``step``: 0-based.
+        """
+        loss_cfg, levels = self.config.loss, self.config.model.levels_predictor
+        pred_terms, context_terms = [], []
+        for (z_pred, z_context), (i, j) in zip(preds, pairs):
+            if loss_cfg.normalize_predictor:
+                z_pred = layer_norm_levels(z_pred, levels)
+                z_context = None if z_context is None else layer_norm_levels(z_context, levels)
+            pred_terms.append(level_losses(z_pred.float(), gather_tokens(h, masks_pred[j]), levels,
+                                           loss_cfg.loss_exp))
+            if z_context is not None:
+                weights = None
+                if loss_cfg.weight_distance_loss:
+                    weights = 1.0 / context_distance_weights(masks_pred[j], masks_enc[i], self.config.grid_size,
+                                                             loss_cfg.offset_context_loss)
+                context_terms.append(level_losses(z_context.float(), gather_tokens(h, masks_enc[i]), levels,
+                                                  loss_cfg.loss_exp, weights))
+        metrics = {}
+
+        def mean_over_pairs(terms: list[list[torch.Tensor]], name: str) -> torch.Tensor:
+            per_level = [sum(t[k] for t in terms) / len(terms) for k in range(levels)]
+            metrics.update({f"{name}_level{k}": v.item() for k, v in enumerate(per_level)})
+            total = sum(per_level) / levels
+            metrics[name] = total.item()
+            return total
+
+        loss = mean_over_pairs(pred_terms, "loss_pred")
+        if context_terms:
+            lam = self.context_lambda.value(step) if loss_cfg.lambda_progressive else self.context_lambda.lambda_value
+            loss = loss + lam * mean_over_pairs(context_terms, "loss_context")
+            metrics["lambda_context"] = lam
+        return loss, metrics
 
     def update_ema(self, step: int) -> float:
         """EMA update of the target encoder with the momentum of ``step`` (0-based); returns it."""

@@ -130,6 +130,28 @@ class ConstantSchedule:
 
 
 @dataclass(frozen=True)
+class LinearWarmupHold:
+    """The 2.1 context-loss weight (official ``Lambda_LinearWarmupHold``): 0 before ``start_step``, a linear
+    ramp to ``lambda_value`` until ``end_step``, then ``lambda_value``. Steps are 0-based (official: ``epoch * ipe + itr``)."""
+
+    lambda_value: float
+    start_step: int = 15_000
+    end_step: int = 30_000
+
+    def __post_init__(self):
+        if not 0 <= self.start_step < self.end_step:
+            raise ValueError(f"LinearWarmupHold: need 0 <= start_step < end_step, got {self.start_step}, "
+                             f"{self.end_step}")
+
+    def value(self, step: int) -> float:
+        if step < self.start_step:
+            return 0.0
+        if step >= self.end_step:
+            return self.lambda_value
+        return self.lambda_value * (step - self.start_step) / (self.end_step - self.start_step)
+
+
+@dataclass(frozen=True)
 class CosineWDSchedule:
     """Cosine from ``ref_wd`` to ``final_wd`` over ``total_steps`` (clamped), as the official one."""
 

@@ -126,3 +126,13 @@ def test_cli_collects_a_mix(tmp_path, capsys):
     assert read_episode(tmp_path / "grasp" / "grasp_00000").metadata["sim_object"] == "cup"
     assert script.main(["--task", "grasp", "--out", str(tmp_path)]) == 2  # --task needs --episodes: usage
     assert "--task needs --episodes" in capsys.readouterr().err
+
+
+def test_object_positions_are_recorded_per_frame_for_evaluation():
+    reach = next(iter(collect_episodes("reach", 1, seed=5, max_steps=3, progress=False)))
+    assert reach.object_positions is None
+    push = next(iter(collect_episodes("push", 1, seed=5, max_steps=3, progress=False)))
+    pos = push.object_positions
+    assert pos.shape == (len(push.states), 3) == (4, 3)
+    # Objects stand in x 0.4-0.63, y -0.17-0.17 (docs/envs.md); three pushes move them a few centimetres at most.
+    assert np.all((pos[:, 0] > 0.35) & (pos[:, 0] < 0.7) & (np.abs(pos[:, 1]) < 0.22))

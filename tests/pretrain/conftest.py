@@ -10,10 +10,13 @@ GROUP = {
     **dict.fromkeys(("lr", "start_lr", "final_lr", "lr_schedule", "warmup_epochs", "epochs", "steps_per_epoch",
                      "weight_decay", "final_weight_decay", "clip_grad", "ema_start", "ema_end", "ema_schedule",
                      "encoder_lr_scale", "is_anneal", "anneal_ckpt"), "optim"),
-    **dict.fromkeys(("loss", "loss_exp", "normalize_reps", "vicreg_var_weight", "vicreg_cov_weight", "masks"), "loss"),
+    **dict.fromkeys(("loss", "loss_exp", "normalize_reps", "vicreg_var_weight", "vicreg_cov_weight", "masks",
+                     "predict_all", "weight_distance_loss", "lambda_value_vid", "lambda_progressive",
+                     "lambda_start_step", "lambda_end_step", "normalize_predictor"), "loss"),
     **dict.fromkeys(("out", "seed", "use_bfloat16", "use_float16", "log_every", "stats_every", "save_every_epochs",
                      "resume", "threads", "parallel", "device"), "run"),
-    **dict.fromkeys(("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens"), "model"),
+    **dict.fromkeys(("predictor_embed_dim", "predictor_depth", "predictor_num_heads", "num_mask_tokens", "depth",
+                     "app", "levels_predictor"), "model"),
 }
 
 

@@ -2,14 +2,20 @@
 
 - ``VisionTransformer`` (encoder) and its factories ``vit_tiny`` ... ``vit_gigantic_xformers`` (+ ``*_rope``)
 - ``VisionTransformer21`` (V-JEPA 2.1 encoder) and ``vit_2_1(name)`` for its official sizes
-- ``VisionTransformerPredictor`` / ``vit_predictor`` (pretraining predictor)
+- ``VisionTransformerPredictor`` / ``vit_predictor`` (pretraining predictor) and the 2.1 one,
+  ``VisionTransformerPredictor21`` / ``vit_predictor_2_1`` (multi-level fusion, context outputs)
 - ``VisionTransformerPredictorAC`` / ``vit_ac_predictor`` (action-conditioned predictor) with
   incremental inference: ``new_cache()``, ``forward_next(...)`` and ``FrameKVCache``
 """
 
 from .ac_predictor import FrameKVCache, VisionTransformerPredictorAC, vit_ac_predictor
 from .modules import apply_masks, apply_rope, block_causal_mask, rope_table, split_token_ids
-from .predictor import VisionTransformerPredictor, vit_predictor
+from .predictor import (
+    VisionTransformerPredictor,
+    VisionTransformerPredictor21,
+    vit_predictor,
+    vit_predictor_2_1,
+)
 from .vision_transformer import (
     VIT_EMBED_DIMS,
     PatchEmbed,
@@ -44,6 +50,7 @@ __all__ = [
     "VisionTransformer",
     "VisionTransformer21",
     "VisionTransformerPredictor",
+    "VisionTransformerPredictor21",
     "VisionTransformerPredictorAC",
     "apply_masks",
     "apply_rope",
@@ -67,6 +74,7 @@ __all__ = [
     "vit_large",
     "vit_large_rope",
     "vit_predictor",
+    "vit_predictor_2_1",
     "vit_small",
     "vit_small_rope",
     "vit_synthetic",

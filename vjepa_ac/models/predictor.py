@@ -163,6 +163,14 @@ class VisionTransformerPredictor(nn.Module):
         Returns ``[B * M, Ky, D_enc]`` in ``masks_y`` order (all tokens, sorted, with return_all_tokens).
         The issue's names ``context_repr``, ``masks_enc``, ``masks_pred`` are accepted as keywords too.
         """
+        x, masks_x, masks_y = self._inputs(x, masks_x, masks_y, has_cls, names)
+        x, order, num_ctx = self._predict_sorted(x, masks_x, masks_y, mask_index)
+        if not self.return_all_tokens:
+            x = unsort(x, order)[:, num_ctx:]
+        return self.predictor_proj(x)
+
+    def _inputs(self, x, masks_x, masks_y, has_cls, names):
+        """Check the forward arguments; returns ``(x, masks_x [B*M, Kc], masks_y [B*M, Ky])``."""
         x, masks_x, masks_y = _resolve_forward_names(x, masks_x, masks_y, names)
         if has_cls:
             raise ValueError(
@@ -186,7 +194,13 @@ class VisionTransformerPredictor(nn.Module):
                 f"VisionTransformerPredictor.forward: masks_y has {masks_y.size(0)} rows in total, masks_x "
                 f"{masks_x.size(0)}"
             )
+        return x, masks_x, masks_y
 
+    def _predict_sorted(self, x, masks_x, masks_y, mask_index):
+        """Embed the context, add the mask tokens at the target positions, sort by position and run the blocks.
+
+        Returns ``(normed tokens in position order, the sorting permutation, number of context tokens)``.
+        """
         x = self.predictor_embed(x)
         num_ctx = x.size(1)
         if self.predictor_pos_embed is not None:
@@ -213,21 +227,109 @@ class VisionTransformerPredictor(nn.Module):
                     "VisionTransformerPredictor: chop_last_n_tokens needs return_all_tokens=True"
                 )
             x, ids = x[:, : -self.chop_last_n_tokens], ids[:, : -self.chop_last_n_tokens]
-
-        rope = None
-        if self.use_rope:
-            # Upstream decomposes positions on the square construction grid (grid_height x grid_height).
-            rope = rope_table(
-                *split_token_ids(ids, self.grid_height, self.grid_height), x.size(-1) // self.num_heads
-            )
+        x = self._before_blocks(x)
+        rope = self._rope(ids) if self.use_rope else None
         x = run_blocks(self.predictor_blocks, x, rope, checkpointing=self.use_activation_checkpointing)
-        x = self.predictor_norm(x)
+        return self.predictor_norm(x), order, num_ctx
 
-        if not self.return_all_tokens:
-            inverse = torch.argsort(order, dim=1)
-            x = torch.gather(x, 1, inverse.unsqueeze(-1).expand(-1, -1, x.size(-1)))[:, num_ctx:]
-        return self.predictor_proj(x)
+    def _before_blocks(self, x):
+        return x
 
+    def _rope(self, ids):
+        # Upstream decomposes positions on the square construction grid (grid_height x grid_height).
+        return rope_table(*split_token_ids(ids, self.grid_height, self.grid_height), self.predictor_embed_dim // self.num_heads)
+
+
+def unsort(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Undo ``x = gather(x, order)`` along dim 1 (tokens back to their input order)."""
+    inverse = torch.argsort(order, dim=1)
+    return torch.gather(x, 1, inverse.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
+
+class VisionTransformerPredictor21(VisionTransformerPredictor):
+    """V-JEPA 2.1 predictor (``app/vjepa_2_1/models/predictor.py``): multi-level input fusion, context outputs.
+
+    Same options, defaults and ``state_dict()`` keys as the official class, for the options this project uses
+    (no registers, no CLS token, no causal attention, no teacher distillation widths). What differs from the
+    V-JEPA 2 predictor:
+
+    - **levels** (``n_output_distillation``, default 4): the encoder hands over its last ``levels``
+      hierarchical layers concatenated along channels ``[.., levels * D]``; ``predictor_embed`` fuses them
+      with ``Linear(levels*D, D) -> GELU (SiLU with use_silu) -> Linear(D, D_p)`` (a plain linear layer for
+      one level), and ``predictor_proj`` predicts all levels at once ``[.., levels * D]`` (deep supervision);
+    - **context outputs**: with ``return_all_tokens`` (the official ``predict_all``) the context tokens are
+      projected by their own ``predictor_proj_context`` (the dense loss's predictions); ``forward`` always
+      returns ``(predicted targets, predicted context or None)``;
+    - RoPE only, with the 2.1 frequency layout; ``interpolate_rope`` rescales rows and columns to the 256 px
+      (252 px for patch 14) pretraining grid; a learned modality token (``video_mod_embed`` /
+      ``img_mod_embed``) when ``img_temporal_dim_size`` is set and ``modality_embedding``.
+    """
+
+    def __init__(self, embed_dim=768, predictor_embed_dim=384, depth=6, num_heads=12, *, n_output_distillation=4,
+                 use_silu=False, interpolate_rope=False, modality_embedding=True, img_temporal_dim_size=None,
+                 use_rope=True, init_std=0.02, **options):
+        if not use_rope:
+            raise ValueError("VisionTransformerPredictor21: use_rope must be True (2.1 has no position table)")
+        if not 1 <= n_output_distillation <= 4:
+            raise ValueError(
+                f"VisionTransformerPredictor21: n_output_distillation must be 1..4, got {n_output_distillation}"
+            )
+        super().__init__(embed_dim, predictor_embed_dim, depth, num_heads, use_silu=use_silu, use_rope=True,
+                         init_std=init_std, **options)
+        if self.chop_last_n_tokens:
+            raise ValueError("VisionTransformerPredictor21: chop_last_n_tokens is not supported")
+        self.levels = n_output_distillation
+        self.interpolate_rope = interpolate_rope
+        act = nn.SiLU if use_silu else nn.GELU
+        fused = [nn.Linear(embed_dim * self.levels, embed_dim), act(), nn.Linear(embed_dim, predictor_embed_dim)]
+        self.predictor_embed = nn.Sequential(*fused) if self.levels > 1 else fused[-1]
+        self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim * self.levels)
+        self.predictor_proj_context = None
+        if self.return_all_tokens:
+            self.predictor_proj_context = nn.Linear(predictor_embed_dim, embed_dim * self.levels)
+        for module in (self.predictor_embed, self.predictor_proj, self.predictor_proj_context):
+            if module is not None:
+                module.apply(partial(init_weights, std=init_std))
+        self.modality_embedding = img_temporal_dim_size is not None and modality_embedding
+        if self.modality_embedding:
+            self.video_mod_embed = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
+            self.img_mod_embed = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
+            nn.init.normal_(self.video_mod_embed, std=1e-6)
+            nn.init.normal_(self.img_mod_embed, std=1e-6)
+        self._mod = "video"
+
+    def forward(self, x=None, masks_x=None, masks_y=None, mod="video", mask_index=1, has_cls=False, **names):
+        """``x [B*M, Kc, levels*D]`` at ``masks_x`` -> ``(targets [B*M, Ky, levels*D], context or None)``.
+
+        ``mod``: ``"video"`` or ``"image"`` (which modality token is added). Without ``return_all_tokens`` the
+        second output is None; with it, the predicted context tokens ``[B*M, Kc, levels*D]`` in input order.
+        """
+        if mod not in ("video", "image"):
+            raise ValueError(f"VisionTransformerPredictor21.forward: mod must be 'video' or 'image', got {mod!r}")
+        x, masks_x, masks_y = self._inputs(x, masks_x, masks_y, has_cls, names)
+        if x.size(-1) != self.embed_dim * self.levels:
+            raise ValueError(
+                f"VisionTransformerPredictor21.forward: x has {x.size(-1)} channels, expected levels x embed_dim "
+                f"= {self.levels} x {self.embed_dim} (the encoder's deep-supervision output, training=True)"
+            )
+        self._mod = mod
+        x, order, num_ctx = self._predict_sorted(x, masks_x, masks_y, mask_index)
+        x = unsort(x, order)
+        context = self.predictor_proj_context(x[:, :num_ctx]) if self.return_all_tokens else None
+        return self.predictor_proj(x[:, num_ctx:]), context
+
+    def _before_blocks(self, x):
+        if not self.modality_embedding:
+            return x
+        return x + (self.img_mod_embed if self._mod == "image" else self.video_mod_embed)
+
+    def _rope(self, ids):
+        t, i, j = split_token_ids(ids, self.grid_height, self.grid_height)
+        if self.interpolate_rope and self.grid_height > 1:
+            reference = (252 if self.patch_size == 14 else 256) // self.patch_size - 1
+            i, j = i.float() * reference / (self.grid_height - 1), j.float() * reference / (self.grid_height - 1)
+        return rope_table(t, i, j, self.predictor_embed_dim // self.num_heads, interleaved=True)
 
 def _resolve_forward_names(x, masks_x, masks_y, names: dict):
     """Accept the issue's keyword names (context_repr, masks_enc, masks_pred) next to the official ones."""
@@ -252,5 +354,12 @@ def _resolve_forward_names(x, masks_x, masks_y, names: dict):
 def vit_predictor(**kwargs):
     """Official factory: GELU MLP ratio 4, qkv bias, LayerNorm eps 1e-6."""
     return VisionTransformerPredictor(
+        mlp_ratio=4, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), **kwargs
+    )
+
+
+def vit_predictor_2_1(**kwargs):
+    """Official 2.1 factory: GELU MLP ratio 4, qkv bias, LayerNorm eps 1e-6."""
+    return VisionTransformerPredictor21(
         mlp_ratio=4, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), **kwargs
     )
