@@ -1,5 +1,5 @@
-"""The planning fast path (no autograd: preallocated KV buffers, fused fc1+GELU, shared frame-0 embedding,
-RoPE with a signed table) equals the reference paths on tiny random models: the autograd path (concatenated
+"""The planning fast path (no autograd: preallocated KV buffers, shared frame-0 embedding, RoPE with a signed
+table) equals the reference paths on tiny random models: the autograd path (concatenated
 cache, unfused layers), the full forward, and the official recompute-the-prefix planner."""
 import numpy as np
 import pytest

@@ -251,18 +251,6 @@ class MLP(nn.Module):
     def forward(self, x):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
-    def forward_inference(self, x):
-        """``forward`` for planning: on the CPU without autograd, fc1's bias and the exact GELU run inside
-        the oneDNN matrix product (one pass less over the widest activation; same values in our tests)."""
-        fusable = (not torch.is_grad_enabled() and not self.training and x.device.type == "cpu"
-                   and not torch.compiler.is_compiling()  # inductor fuses bias and GELU itself
-                   and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-                   and type(self.act) is nn.GELU and self.act.approximate == "none" and self.fc1.bias is not None)
-        if not fusable:
-            return self.forward(x)
-        hidden = torch.ops.mkldnn._linear_pointwise(x, self.fc1.weight, self.fc1.bias, "gelu", [], "none")
-        return self.fc2(hidden)
-
 
 class SwiGLUFFN(nn.Module):
     """fc3(silu(fc1 x) * fc2 x); with wide_silu the width is 2/3 of hidden, rounded up to a multiple of 8."""
@@ -404,8 +392,7 @@ class Block(nn.Module):
             k = torch.cat([past_kv[0], k], dim=2)
             v = torch.cat([past_kv[1], v], dim=2)
         x = x + self.drop_path(self.attn.attend(q, k, v))
-        mlp = self.mlp.forward_inference if isinstance(self.mlp, MLP) else self.mlp
-        return x + self.drop_path(mlp(self.norm2(x))), (k, v)
+        return x + self.drop_path(self.mlp(self.norm2(x))), (k, v)
 
 
 def make_blocks(depth, dim, num_heads, drop_path_rate=0.0, **block_options) -> nn.ModuleList:
