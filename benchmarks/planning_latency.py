@@ -17,6 +17,13 @@ of every candidate in every iteration must agree to 1e-4. Plans can still differ
 candidates tie within float rounding (e.g. candidates clipped to the same box corner, or converged energies):
 a swap changes the elite mean, not the energies. Prints two tables: latency per planned action (MPC executes
 one action per plan) and rollout time versus horizon.
+
+Both tables also print the *matrix-product floor*: the time of the GEMMs of our rollout alone (every
+``nn.Linear`` of the predictor at the token counts the rollout feeds it, and the two attention products per
+layer over the cached keys), run back to back on preallocated tensors in the same process, and the share of
+it reached (floor / measured time; 100 % = nothing but the unavoidable products). By default times are
+process CPU time (``--clock cpu``; with one thread this is robust on a shared machine); ``--clock wall``
+measures elapsed time.
 """
 from __future__ import annotations
 
@@ -55,13 +62,67 @@ def build_world_model(args) -> tuple[VJEPAWorldModel, dict]:
     return wm, spec
 
 
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def timed(fn, repeats: int):
     times, out = [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         out = fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return out, times
+
+
+def rollout_gemms(wm: VJEPAWorldModel, samples: int, horizon: int, tokens: int) -> list[tuple]:
+    """The matrix products of ``wm.rollout`` for `samples` sequences of `horizon` steps, as ``(kind, shapes)``.
+
+    Chunks as the rollout splits the samples; per chunk and step: the embedding of the frame (once, batch 1,
+    for the shared context frame), the action/state encoders, every Linear of every block over the frame's
+    tokens, the attention products q k^T and p v per layer over the keys cached so far, and the read-out.
+    """
+    pred = wm.predictor
+    chunk = wm._chunk_size(samples, tokens)
+    per_frame = tokens + pred.cond_tokens
+    heads, head_dim = pred.num_heads, pred.predictor_embed_dim // pred.num_heads
+    gemms = []
+    for start in range(0, samples, chunk):
+        b = min(chunk, samples - start)
+        for k in range(horizon):
+            embedded = tokens if k == 0 else b * tokens  # the shared context frame is embedded once
+            gemms.append(("mm", embedded, pred.predictor_embed.in_features, pred.predictor_embed.out_features))
+            for enc in (pred.action_encoder, pred.state_encoder):
+                gemms.append(("mm", b, enc.in_features, enc.out_features))
+            keys = per_frame * (k + 1)
+            for blk in pred.predictor_blocks:
+                for layer in blk.modules():
+                    if isinstance(layer, torch.nn.Linear):
+                        gemms.append(("mm", b * per_frame, layer.in_features, layer.out_features))
+                gemms.append(("bmm", b * heads, per_frame, head_dim, keys))  # q k^T
+                gemms.append(("bmm", b * heads, per_frame, keys, head_dim))  # softmax(.) v
+            gemms.append(("mm", b * tokens, pred.predictor_proj.in_features, pred.predictor_proj.out_features))
+    return gemms
+
+
+def gemm_floor(gemms: list[tuple], repeats: int) -> float:
+    """Median time of running `gemms` back to back on preallocated float32 tensors (``out=``, no allocation)."""
+    ops = []
+    for kind, *dims in gemms:
+        if kind == "mm":
+            m, k, n = dims
+            a, w, out = torch.randn(m, k), torch.randn(n, k), torch.empty(m, n)
+            ops.append((torch.mm, a, w.t(), out))  # F.linear multiplies by the transposed weight
+        else:
+            batch, m, k, n = dims
+            ops.append((torch.bmm, torch.randn(batch, m, k), torch.randn(batch, k, n), torch.empty(batch, m, n)))
+
+    def run():
+        for fn, a, b, out in ops:
+            fn(a, b, out=out)
+
+    run()  # warm-up
+    return statistics.median(timed(run, repeats)[1])
 
 
 def main(argv=None):
@@ -80,7 +141,11 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max allowed energy difference")
     parser.add_argument("--official-repo", help="facebookresearch/vjepa2 checkout: time its planner code instead "
                         "of planning/official_cem.py")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                        help="cpu: process CPU time (robust on a shared machine with --threads 1); wall: elapsed")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     official = official_cem
 
@@ -98,13 +163,15 @@ def main(argv=None):
     n_params = sum(p.numel() for p in wm.predictor.parameters())
     print(f"world model: encoder {type(wm.encoder).__name__} D={context.shape[-1]}, {tokens} tokens/frame, "
           f"predictor {n_params / 1e6:.2f}M params; threads={args.threads}; baseline: "
-          f"{'official code at ' + args.official_repo if upstream else 'planning/official_cem.py'}")
+          f"{'official code at ' + args.official_repo if upstream else 'planning/official_cem.py'}; "
+          f"clock: {args.clock}")
 
     # --- CEM: same seed, same numbers --------------------------------------------------------------------------
     print(f"\nCEM latency per planned action (samples={args.samples}, top-k={args.topk}, "
           f"iterations={args.iterations}, median of {args.repeats}; MPC executes one action per plan)")
-    print("| horizon | official prefix CEM (s) | planning.cem (s) | speed-up | max energy diff | max plan diff |")
-    print("|---|---|---|---|---|---|")
+    print("| horizon | official prefix CEM (s) | planning.cem (s) | speed-up | GEMM floor (s) | share of floor "
+          "| max energy diff | max plan diff |")
+    print("|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for horizon in args.horizons:
         def run_official(horizon=horizon):
@@ -134,13 +201,14 @@ def main(argv=None):
         plan_diff = float((ref_plan - our_plan).abs().max())
         worst = max(worst, energy_diff)
         t_ref, t_ours = statistics.median(ref_times), statistics.median(our_times)
-        print(f"| {horizon} | {t_ref:.3f} | {t_ours:.3f} | {t_ref / t_ours:.1f}x | {energy_diff:.1e} "
-              f"| {plan_diff:.1e} |", flush=True)
+        floor = args.iterations * gemm_floor(rollout_gemms(wm, args.samples, horizon, tokens), args.repeats)
+        print(f"| {horizon} | {t_ref:.3f} | {t_ours:.3f} | {t_ref / t_ours:.1f}x | {floor:.3f} | "
+              f"{100 * floor / t_ours:.0f} % | {energy_diff:.1e} | {plan_diff:.1e} |", flush=True)
 
     # --- rollout time vs horizon ---------------------------------------------------------------------------
     print(f"\nRollout of {args.samples} action sequences from one context (median of {args.repeats})")
-    print("| horizon | official prefix (s) | cached (s) | speed-up |")
-    print("|---|---|---|---|")
+    print("| horizon | official prefix (s) | cached (s) | speed-up | GEMM floor (s) | share of floor |")
+    print("|---|---|---|---|---|---|")
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         for h in range(1, args.max_horizon + 1):
@@ -160,7 +228,8 @@ def main(argv=None):
             if float((ref - ours).abs().max()) > args.tolerance:
                 raise SystemExit(f"rollout mismatch at horizon {h}: {float((ref - ours).abs().max()):.2e}")
             a, b = statistics.median(ref_t), statistics.median(our_t)
-            print(f"| {h} | {a:.3f} | {b:.3f} | {a / b:.1f}x |", flush=True)
+            floor = gemm_floor(rollout_gemms(wm, args.samples, h, tokens), args.repeats)
+            print(f"| {h} | {a:.3f} | {b:.3f} | {a / b:.1f}x | {floor:.3f} | {100 * floor / b:.0f} % |", flush=True)
 
     if worst > args.tolerance:
         raise SystemExit(f"energies differ by {worst:.2e} > {args.tolerance}")

@@ -10,7 +10,7 @@ are the official ones, drawn in the same order.
 Differences, by design: the whole horizon of every candidate is rolled out in one batched, KV-cached
 `wm.rollout` call (the official code re-runs the predictor over the growing prefix at every step); random
 numbers come from a planner-local generator (reentrant); options ``plan_rotation``, ``warm_start``,
-``energy="l2"`` and ``energy_steps="all"`` go beyond the official planner.
+``energy="l2"``, ``energy_steps="all"`` and ``stop_std`` (early exit) go beyond the official planner.
 """
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ class CEMConfig:
     energy: str = "l1"  # "l1" (official) or "l2"
     energy_steps: str = "last"  # "last" (official) or "all" (sum over the horizon)
     warm_start: bool = False  # start the mean from the previous plan shifted by the executed steps
+    # Early exit: stop before `iterations` once every xyz (and planned rotation) sampling std is below this
+    # (metres / radians), i.e. the search has converged. None (default) runs all iterations, as upstream.
+    # The gripper's std is not checked: where the gripper does not change the energy it never shrinks.
+    stop_std: float | None = None
     seed: int | None = 0
 
     def __post_init__(self):
@@ -50,6 +54,8 @@ class CEMConfig:
             raise ValueError("CEMConfig: topk must be >= 2 (the elite std is the unbiased std)")
         if self.horizon < 1 or self.iterations < 1:
             raise ValueError(f"CEMConfig: horizon and iterations must be >= 1, got {self.horizon}, {self.iterations}")
+        if self.stop_std is not None and not self.stop_std > 0:
+            raise ValueError(f"CEMConfig: stop_std must be > 0 or None, got {self.stop_std}")
 
 
 class CEMPlanner(PlannerBase):
@@ -93,6 +99,8 @@ class CEMPlanner(PlannerBase):
             diag["energy_elite_mean"].append(float(energy[elite_idx].mean()))
             diag["elite_std_xyz"].append(float(elite_std[:, :3].mean()))
             diag["elite_std_grip"].append(float(elite_std[:, -1].mean()))
+            if cfg.stop_std is not None and float(std[:, :-1].max()) < cfg.stop_std:
+                break  # converged: the next draws would land within stop_std of the mean
 
         self.warm.remember(mean)
         return PlanResult(actions=space.finalize(mean), energies=torch.stack(energies), diagnostics=diag)

@@ -106,11 +106,13 @@ def rollout(predictor: nn.Module, h0: torch.Tensor, state0: torch.Tensor, action
     h0 ``[B, N, D]`` latents of frame 0, state0 ``[B, 7]`` its measured state, actions ``[B, H, 7]``
     -> predicted latents ``[B, H, N, D]`` of frames 1..H. Step k feeds back the latent predicted at step k-1
     (never a ground-truth or later frame) and the state integrated from state0 and actions 0..k-1.
-    Uses the predictor's incremental (KV-cached) API; differentiable.
+    h0 and state0 may have batch 1, shared by the B action sequences (frame 0 is then embedded once).
+    Uses the predictor's incremental (KV-cached) API; differentiable. Without autograd the keys/values are
+    written into buffers preallocated for the H frames instead of concatenated at every step.
     """
     horizon = actions.shape[1]
     states = integrate_actions(state0.to(actions.dtype), actions)  # [B, H+1, 7]; row 0 = state0
-    cache = predictor.new_cache()
+    cache = predictor.new_cache(capacity=horizon)
     z, preds = h0, []
     for k in range(horizon):
         z = predictor.forward_next(z, actions[:, k], states[:, k], cache)
@@ -225,23 +227,28 @@ class VJEPAWorldModel:
                              f"be 1 or the number of action sequences ({s})")
         device = self.device
         actions = actions.to(device=device, dtype=torch.float32)
-        latents = latents.to(device).expand(s, -1, -1)
-        state = state.to(device=device, dtype=torch.float32).expand(s, -1)
+        latents, state = latents.to(device), state.to(device=device, dtype=torch.float32)
         chunk = self._chunk_size(s, latents.shape[1])
+
+        def part(x, i):  # a shared context (batch 1) stays batch 1: the predictor embeds it once per chunk
+            return x if x.shape[0] == 1 else x[i:i + chunk]
+
         with self._autocast():
-            preds = [rollout(self.predictor, latents[i:i + chunk], state[i:i + chunk], actions[i:i + chunk],
+            preds = [rollout(self.predictor, part(latents, i), part(state, i), actions[i:i + chunk],
                              self.normalize_reps) for i in range(0, s, chunk)]
         return torch.cat(preds).float()
 
     def _chunk_size(self, samples: int, tokens_per_frame: int) -> int:
-        """Samples per rollout chunk: ~chunk_tokens tokens per frame (CPU default 2048), at least one sample."""
+        """Samples per rollout chunk: ~chunk_tokens tokens per frame (CPU default 2048), at least one sample;
+        the samples are split into equal chunks (400 as 4 x 100, not 3 x 113 + 61)."""
         budget = self.chunk_tokens
         if budget is None:
             if self.device.type != "cpu":
                 return samples
             budget = 2048
         per_sample = tokens_per_frame + self.predictor.cond_tokens  # action, state (, extrinsics) tokens
-        return max(1, min(samples, budget // per_sample))
+        chunk = max(1, min(samples, budget // per_sample))
+        return -(-samples // -(-samples // chunk))  # ceil(samples / number of chunks)
 
 
 def _img_size(encoder: nn.Module) -> int:

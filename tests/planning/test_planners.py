@@ -149,3 +149,20 @@ def test_planner_rejects_bad_shapes(toy):
         MPPIPlanner().plan(model, context, state, goal[..., :3])
     with pytest.raises(ValueError, match="topk must be"):
         CEMConfig(samples=5, topk=10)
+
+
+def test_cem_early_exit_stops_once_the_sampling_std_has_converged(toy):
+    model, context, state, goal, target = toy
+    full = CEMPlanner(CEMConfig(samples=200, topk=10, iterations=30, energy="l2")).plan(model, context, state, goal)
+    assert full.energies.shape[0] == 30  # off by default: every iteration runs, as upstream
+    early = CEMPlanner(CEMConfig(samples=200, topk=10, iterations=30, energy="l2", stop_std=2e-3)).plan(
+        model, context, state, goal)
+    ran = early.energies.shape[0]
+    assert 1 < ran < 30
+    # an early exit is the same search cut short: the first `ran` iterations are those of the full run
+    torch.testing.assert_close(early.energies, full.energies[:ran], rtol=0, atol=0)
+    truncated = CEMPlanner(CEMConfig(samples=200, topk=10, iterations=ran, energy="l2")).plan(model, context, state, goal)
+    assert torch.equal(early.actions, truncated.actions)
+    torch.testing.assert_close(early.actions, target, atol=3e-3, rtol=0)  # and it has converged to the optimum
+    with pytest.raises(ValueError, match="stop_std"):
+        CEMConfig(stop_std=0.0)

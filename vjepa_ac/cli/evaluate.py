@@ -83,6 +83,8 @@ def parse_args(argv=None):
     p.add_argument("--max-rotation", type=float, default=0.15, help="rotation delta box with --plan-rotation")
     add_energy_flags(p)
     p.add_argument("--warm-start", action="store_true", help="start from the previous plan, shifted")
+    p.add_argument("--stop-std", type=float, default=None,
+                   help="CEM early exit: stop once every xyz sampling std is below this (m); default: off (official)")
     p.add_argument("--execute", type=int, default=1, help="planned actions executed before re-planning")
     p.add_argument("--planner-seed", type=int, default=0)
     p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: VJEPA_AC_DEBUG=1)")
@@ -109,7 +111,8 @@ def planner_from_flags(args):
             "horizon": args.horizon, "samples": args.samples, "iterations": args.iterations, "topk": args.topk,
             "momentum_mean": args.momentum_mean, "momentum_std": args.momentum_std,
             "temperature": args.temperature, "lr": args.lr, "action_space": space,
-            **energy_names(args), "warm_start": args.warm_start, "seed": args.planner_seed},
+            **energy_names(args), "warm_start": args.warm_start, "stop_std": args.stop_std,
+            "seed": args.planner_seed},
             energy=args.energy_fn)
     except ValueError as exc:
         raise UsageError(f"--planner {args.planner}: {one_line(exc)}") from None

@@ -27,6 +27,7 @@ from .modules import (
     pop_hub_misspellings,
     reject_unknown_options,
     rescale_blocks,
+    rope_signed_tables,
     rope_table,
     run_blocks,
     split_token_ids,
@@ -36,14 +37,34 @@ from .modules import (
 class FrameKVCache:
     """Per-layer keys and values ``[B, heads, L, head_dim]`` of the frames processed so far.
 
-    ``forward_next`` replaces the stored tensors with extended ones (never writes into them), so gradients
-    flow through a cached rollout and a cache copied with ``repeat_interleave`` is independent.
+    By default ``forward_next`` replaces the stored tensors with extended ones (never writes into them), so
+    gradients flow through a cached rollout and a cache copied with ``repeat_interleave`` is independent.
+    With a ``capacity`` (in frames) and autograd off, it instead writes each frame's keys/values into buffers
+    allocated once for that many frames: a planning rollout then never copies its past (the stored tensors
+    are views of the buffers). With autograd on, a capacity is ignored.
     """
 
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, capacity: int | None = None):
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"FrameKVCache: capacity must be >= 1 frame or None, got {capacity}")
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * depth
         self.num_frames = 0
         self.grid: tuple[int, int] | None = None  # patch grid (h, w) of the stored frames
+        self.capacity = capacity
+        self.buffers: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # allocated by the first frame
+
+    def layer_buffers(self, batch: int, heads: int, frame_tokens: int, head_dim: int, like: torch.Tensor):
+        """Per-layer (keys, values) buffers for ``capacity`` frames, or None (no capacity, or autograd on)."""
+        if self.capacity is None or torch.is_grad_enabled():
+            return None
+        if self.num_frames >= self.capacity:
+            raise ValueError(f"FrameKVCache: full ({self.capacity} frames); make the cache with a larger capacity")
+        if self.buffers is None:
+            if self.num_frames:  # the first frames were fed with autograd on: keep concatenating
+                return None
+            shape = (batch, heads, self.capacity * frame_tokens, head_dim)
+            self.buffers = [(like.new_empty(shape), like.new_empty(shape)) for _ in self.layers]
+        return self.buffers
 
     @property
     def batch_size(self) -> int | None:
@@ -125,6 +146,7 @@ class VisionTransformerPredictorAC(nn.Module):
         self.use_rope = use_rope
         self.use_activation_checkpointing = use_activation_checkpointing
         self.init_std = init_std
+        self._rope_memo: dict = {}  # forward_next's RoPE tables per (frame, grid, device)
 
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim, bias=True)
         self.action_encoder = nn.Linear(action_embed_dim, predictor_embed_dim, bias=True)
@@ -265,16 +287,26 @@ class VisionTransformerPredictorAC(nn.Module):
     # incremental inference (planning rollouts)
     # -------------------------------------------------------------------------------------------
 
-    def new_cache(self) -> FrameKVCache:
-        """An empty key/value store for ``forward_next``."""
-        return FrameKVCache(len(self.predictor_blocks))
+    def new_cache(self, capacity: int | None = None) -> FrameKVCache:
+        """An empty key/value store for ``forward_next``; ``capacity`` frames preallocate it (no-grad rollouts)."""
+        return FrameKVCache(len(self.predictor_blocks), capacity)
+
+    def _rope_signed(self, frame: int, grid: tuple[int, int], device):
+        """``rope_signed_tables`` of one frame, memoised: a planning rollout asks for the same few many times."""
+        if not self.use_rope:
+            return None
+        key = (frame, grid, str(device))
+        if key not in self._rope_memo:
+            self._rope_memo[key] = rope_signed_tables(self._rope(frame, 1, *grid, device))
+        return self._rope_memo[key]
 
     def forward_next(self, frame_tokens, action, state, cache: FrameKVCache, extrinsics=None):
         """Feed frame t = ``cache.num_frames`` and return the prediction of frame t+1.
 
-        frame_tokens ``[B, h*w, D_enc]`` (encoded or previously predicted latents of frame t), action and
-        state ``[B, 7]`` at frame t, extrinsics ``[B, 6]`` if used. The cache is extended in place with
-        frame t's keys/values. Equals the last frame of ``forward`` on frames 0..t.
+        frame_tokens ``[B, h*w, D_enc]`` (encoded or previously predicted latents of frame t; batch 1 is
+        shared by all B samples and embedded once), action and state ``[B, 7]`` at frame t, extrinsics
+        ``[B, 6]`` if used. The cache is extended in place with frame t's keys/values. Equals the last frame of
+        ``forward`` on frames 0..t.
         """
         where = "VisionTransformerPredictorAC.forward_next"
         if not self.is_frame_causal:
@@ -287,7 +319,10 @@ class VisionTransformerPredictorAC(nn.Module):
             raise ValueError(
                 f"{where}: frame_tokens must be [B, h*w, {self.embed_dim}], got {tuple(frame_tokens.shape)}"
             )
-        batch = frame_tokens.size(0)
+        batch = action.size(0) if isinstance(action, torch.Tensor) and action.dim() == 2 else frame_tokens.size(0)
+        if frame_tokens.size(0) not in (1, batch):
+            raise ValueError(f"{where}: frame_tokens has batch {frame_tokens.size(0)}, expected 1 or the batch "
+                             f"of action ({batch})")
         self._check_conditioning(where, batch, (), action, state, extrinsics)
         grid = self._frame_grid(frame_tokens.size(1), where)
         if cache.num_frames and (cache.batch_size != batch or cache.grid != grid):
@@ -296,13 +331,15 @@ class VisionTransformerPredictorAC(nn.Module):
                 f"grid {grid} (use cache.repeat_interleave(n) to share a context among n samples)"
             )
 
-        x = self.predictor_embed(frame_tokens).unsqueeze(1)
+        x = self.predictor_embed(frame_tokens).unsqueeze(1).expand(batch, -1, -1, -1)
         extra = extrinsics.unsqueeze(1) if self.use_extrinsics else None
         x = self._interleave(x, action.unsqueeze(1), state.unsqueeze(1), extra).flatten(1, 2)
-        rope = self._rope(cache.num_frames, 1, *grid, x.device)
+        rope = self._rope_signed(cache.num_frames, grid, x.device)
+        heads = self.num_heads
+        buffers = cache.layer_buffers(batch, heads, x.size(1), self.predictor_embed_dim // heads, x)
         layers = []
-        for blk, past in zip(self.predictor_blocks, cache.layers):
-            x, kv = blk.forward_cached(x, rope, past)
+        for i, (blk, past) in enumerate(zip(self.predictor_blocks, cache.layers)):
+            x, kv = blk.forward_cached(x, rope, past, None if buffers is None else buffers[i])
             layers.append(kv)
         # Commit only after every layer succeeded, so a failed call leaves the cache untouched.
         cache.layers, cache.grid = layers, grid

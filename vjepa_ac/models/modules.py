@@ -141,6 +141,24 @@ def apply_rope(x: torch.Tensor, rope) -> torch.Tensor:
     return x * cos.to(x.dtype) + y * sin.to(x.dtype)
 
 
+def rope_signed_tables(rope):
+    """(cos, sin) -> (cos, sin with ``apply_rope``'s pair-swap sign folded in) for ``apply_rope_signed``."""
+    cos, sin = rope
+    signed = sin.clone()
+    signed[..., 0::2] = -signed[..., 0::2]
+    return cos, signed
+
+
+def apply_rope_signed(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """``apply_rope`` with the sign taken from the table: ``x*cos + swap(x)*signed_sin``, swap exchanging the
+    elements of each pair. Same values (a negation commutes with the product), two passes fewer than
+    negating, stacking and flattening a copy of x; used on the planning path."""
+    swapped = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    swapped[..., 0::2] = x[..., 1::2]
+    swapped[..., 1::2] = x[..., 0::2]
+    return torch.addcmul(swapped.mul_(signed_sin.to(x.dtype)), x, cos.to(x.dtype))
+
+
 def split_token_ids(ids: torch.Tensor, height: int, width: int):
     """Flat token index (t-major, then row, then column) -> (t, i, j) on a ``height x width`` grid."""
     per_frame = height * width
@@ -279,6 +297,17 @@ class Attention(nn.Module):
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         return q, k, v
 
+    def project_signed(self, x, signed_rope=None):
+        """``project`` with RoPE tables from ``rope_signed_tables`` ``[N, head_dim]``, rotating q and k in one
+        pass over the qkv output (the planning path)."""
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, heads, head_dim]
+        if signed_rope is None:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            return q, k, v
+        cos, signed_sin = (t[:, None, None] for t in signed_rope)  # broadcast over (q/k, heads)
+        qk = apply_rope_signed(qkv[:, :, :2], cos, signed_sin).permute(2, 0, 3, 1, 4)
+        return qk[0], qk[1], qkv[:, :, 2].transpose(1, 2)
+
     def _grouped_qkv(self, x, cond_tokens, frame_len):
         """qkv for frames laid out [cond_0 .. cond_{c-1}, patches ...] (AC predictor).
 
@@ -339,16 +368,27 @@ class Block(nn.Module):
         x = x + self.drop_path(self.attn(self.norm1(x), rope, attn_mask, frame_layout))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
-    def forward_cached(self, x, rope, past_kv):
+    def forward_cached(self, x, rope, past_kv, kv_buffer=None):
         """Process new tokens that may attend to cached keys/values plus themselves (no mask needed).
 
         Returns the block output and the extended (keys, values) for the cache. q, k and v come from one
         qkv product over all new tokens: the full forward splits it as upstream does (bit-exact parity), but
         here speed matters, and one contiguous product is cheaper than upstream's strided batched ones. The
         two differ only by float rounding.
+
+        ``rope``: ``(cos, signed_sin)`` from ``rope_signed_tables`` (or None). ``kv_buffer``: preallocated
+        ``(keys, values)`` ``[B, heads, capacity, head_dim]`` whose first ``past_kv`` length tokens hold the past
+        (no autograd): the new keys/values are written after them instead of concatenating a copy of the whole
+        past at every step. Without it the past is concatenated, which autograd can follow.
         """
-        q, k, v = self.attn.project(self.norm1(x), rope)
-        if past_kv is not None:
+        q, k, v = self.attn.project_signed(self.norm1(x), rope)
+        start = 0 if past_kv is None else past_kv[0].size(2)
+        if kv_buffer is not None:
+            end = start + k.size(2)
+            kv_buffer[0][:, :, start:end] = k
+            kv_buffer[1][:, :, start:end] = v
+            k, v = kv_buffer[0][:, :, :end], kv_buffer[1][:, :, :end]
+        elif past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)
             v = torch.cat([past_kv[1], v], dim=2)
         x = x + self.drop_path(self.attn.attend(q, k, v))
