@@ -42,7 +42,7 @@ class ToyPredictor(nn.Module):
         frames = x.reshape(b, t, 2, 3)
         return self._step(frames, actions).reshape(b, t * 2, 3)
 
-    def new_cache(self):
+    def new_cache(self, capacity=None):  # capacity: frames to preallocate (the toy cache needs none)
         return ToyCache()
 
     def forward_next(self, frame_tokens, action, state, cache, extrinsics=None):

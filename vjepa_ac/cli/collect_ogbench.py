@@ -60,3 +60,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     return run_cli(_main, argv)
+
+
+if __name__ == "__main__":  # python -m vjepa_ac.cli.collect_ogbench
+    raise SystemExit(main())
