@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs  # noqa: F401  (registers the Franka tasks)
+import envs  # registers the Franka tasks (and names them: envs.TASKS)
 from envs.collect import SceneVariation, collect_mix
 from envs.policies import make_policy
 from planning.cem import CEMConfig, CEMPlanner
@@ -45,7 +45,6 @@ from planning.policy_eval import UniformRandomPolicy, evaluate_policy
 from vjepa_ac.ac_train import load_ac_config
 from vjepa_ac.ac_train import run as train_ac
 from vjepa_ac.checkpoint import atomic_save, load_checkpoint
-from vjepa_ac.feature_cache import split_episodes
 from vjepa_ac.models.specs import encoder_spec_from_pretrain_config
 from vjepa_ac.pretrain import load_pretrain_config
 from vjepa_ac.pretrain import train as pretrain
@@ -59,8 +58,7 @@ from vjepa_ac.state_head import (
     store_frames,
 )
 
-TASK_IDS = {"reach": "FrankaReach-v0", "grasp": "FrankaGrasp-v0", "reach_with_object": "FrankaReachWithObject-v0",
-            "pick_place": "FrankaPickPlace-v0", "push": "FrankaPush-v0"}
+TASK_IDS = {name: env_id for name, (env_id, _) in envs.TASKS.items()}
 # The issue's targets (success rate), printed beside the measured figures.
 TARGETS = {"reach": 0.95, "grasp": 0.60, "reach_with_object": 0.70, "pick_place": 0.50, "push": 0.50}
 PIPELINES = {"pretrained": "CEM + world model (pretrained encoder)",
@@ -73,7 +71,7 @@ class BenchmarkConfig:
     out: str = "runs/manipulation"  # output folder; every stage resumes from what it finds there
     seed: int = 0  # seed of collection and training (evaluation uses env seeds 10_000 + seed + i)
     threads: int = 1  # torch threads (1: the ops are small; see vjepa_ac/demo.py)
-    tasks: list[str] = field(default_factory=lambda: list(TASK_IDS))
+    tasks: list[str] = field(default_factory=lambda: list(TARGETS))  # reach first, then by difficulty
     episodes: int = 30  # evaluation episodes per task and policy
     # 1. data: mix components (envs.collect.parse_mix) and scene variation
     mix: str = ("reach:120,explore:60,grasp:160,reach_with_object:100,pick_place:120,push:100,"
@@ -147,24 +145,24 @@ def untrained_encoder(cfg: BenchmarkConfig, out: Path, trained: Path) -> Path:
     return path
 
 
-def stage_ac(cfg: BenchmarkConfig, ac_dir: Path, data: Path, encoder_ckpt: Path) -> VJEPAWorldModel:
+def stage_ac(cfg: BenchmarkConfig, ac_dir: Path, data: Path, encoder_ckpt: Path) -> tuple[VJEPAWorldModel, dict]:
+    """The AC run (resumed if finished) -> its world model and what `ac_train.run` reports (store, split)."""
     stage = {"data": {"path": str(data), "camera": cfg.camera},
              "model": {"encoder_checkpoint": str(encoder_ckpt), "predictor_depth": cfg.ac_depth},
              "optim": {"total_steps": cfg.ac_steps, "warmup_steps": min(100, cfg.ac_steps // 10)},
              "run": {"seed": cfg.seed, "out": str(ac_dir)}}
-    train_ac(load_ac_config("ac-demo", stage))
-    return VJEPAWorldModel.from_checkpoint(ac_dir / "latest.pt")
+    ac = train_ac(load_ac_config("ac-demo", stage))
+    return VJEPAWorldModel.from_checkpoint(ac["checkpoint"]), ac
 
 
-def stage_head(cfg: BenchmarkConfig, ac_dir: Path, wm: VJEPAWorldModel) -> tuple[StateHead, dict]:
+def stage_head(cfg: BenchmarkConfig, ac_dir: Path, wm: VJEPAWorldModel, ac: dict) -> tuple[StateHead, dict]:
     """Fit the state head on the AC run's training episodes: real latents and the predictor's rollouts of them
     (what planning reads it on). Held-out errors of xyz (cm) and gripper closedness are reported."""
     path = ac_dir / "state_head.pt"
-    ac_cfg = load_ac_config(ac_dir / "config.yaml")
-    latents, states, episode = store_frames(ac_dir / "features.zarr", ac_cfg.loss.normalize_reps)
-    train_eps, val_eps = split_episodes(int(episode.max()) + 1, ac_cfg.data.val_fraction)  # the AC run's split
+    latents, states, episode = store_frames(ac["feature_store"], wm.normalize_reps)
+    train_eps, val_eps = ac["split"]["train"], ac["split"]["val"]  # the AC run's own split
     preds, pred_states, pred_episode, pred_step = predicted_latents(wm.predictor, latents, states, episode,
-                                                                    cfg.horizon, ac_cfg.loss.normalize_reps)
+                                                                    cfg.horizon, wm.normalize_reps)
     scale = np.array([1.0, 1.0, 1.0, cfg.gripper_scale])
     targets, pred_targets = states[:, STATE_COLUMNS] * scale, pred_states[:, STATE_COLUMNS].numpy() * scale
     if path.exists():
@@ -275,8 +273,8 @@ def run(cfg: BenchmarkConfig) -> int:
     for name, (ac_dir, encoder_ckpt) in pipelines.items():
         if name not in cfg.pipelines:
             continue
-        wm = timed(f"3. AC predictor, {name}", stage_ac, cfg, ac_dir, data, encoder_ckpt)
-        head, heads[name] = timed(f"4. state head, {name}", stage_head, cfg, ac_dir, wm)
+        wm, ac = timed(f"3. AC predictor, {name}", stage_ac, cfg, ac_dir, data, encoder_ckpt)
+        head, heads[name] = timed(f"4. state head, {name}", stage_head, cfg, ac_dir, wm, ac)
         mpcs[name] = build_mpc(cfg, wm, head)
     rows = []
     for task in cfg.tasks:

@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs  # noqa: F401  (registers the Franka tasks)
+import envs  # registers the Franka tasks (and names them: envs.TASKS)
 from envs.collect import collect_episodes, collect_exploration
 from envs.policies import make_policy
 from planning.common import ENERGY_STEPS, ActionSpace
@@ -69,8 +69,7 @@ from vjepa_ac.state_head import (
     store_frames,
 )
 
-TASK_IDS = {"reach": "FrankaReach-v0", "grasp": "FrankaGrasp-v0", "reach_with_object": "FrankaReachWithObject-v0",
-            "push": "FrankaPush-v0", "pick_place": "FrankaPickPlace-v0"}
+TASK_IDS = {name: env_id for name, (env_id, _) in envs.TASKS.items()}
 
 
 @dataclass
